@@ -1,0 +1,95 @@
+"""Small Relax modules the codegen tests build themselves (BlockBuilder + TE PrimFuncs in the
+shape of the integer graph of docs/integer-ops.md, plus generic float ops that LegalizeOps
+turns into call_tirs). No model file is needed."""
+
+from __future__ import annotations
+
+import numpy as np
+import tvm
+from tvm import relax, te
+
+
+def _prim(outs, ins, op, attrs):
+    f = te.create_prim_func(list(ins) + list(outs)).without_attr("global_symbol")
+    return f.with_attr("tvm_accel.op", op).with_attr("tvm_accel.attrs", attrs)
+
+
+def _dense_requant(n, k, m, shift, name):
+    A = te.placeholder((n, k), "int8", name="A")
+    W = te.placeholder((m, k), "int8", name="W")
+    B = te.placeholder((m,), "int32", name="B")
+    r = te.reduce_axis((0, k), "r")
+    acc = te.compute((n, m), lambda i, j: te.sum(A[i, r].astype("int32") * W[j, r].astype("int32"), axis=r), name="acc")
+    out = te.compute(
+        (n, m),
+        lambda i, j: tvm.tirx.Cast("int8", te.max(te.min((acc[i, j] + B[j] + (1 << (shift - 1))) >> shift, 127), -128)),
+        name=name,
+    )
+    return _prim([out], [A, W, B], "dense", {"shift": shift})
+
+
+def _add_int8(shape):
+    A = te.placeholder(shape, "int8", name="A")
+    B = te.placeholder(shape, "int8", name="B")
+    out = te.compute(shape, lambda *i: tvm.tirx.Cast("int8", te.max(te.min(A(*i).astype("int32") + B(*i).astype("int32"), 127), -128)), name="add")
+    return _prim([out], [A, B], "add", {})
+
+
+def dense_mlp(n=1, k=64, hidden=96, m=10, seed=0):
+    """int8 (n,k) -> dense+requant -> reshape -> add with itself -> dense -> (n,m) int8.
+
+    The hidden layer's int32 accumulator (n*hidden*4 bytes) is large enough for TVM to put it in
+    a workspace (TVMBackendAllocWorkspace) when n*hidden*4 > 1024."""
+    rng = np.random.default_rng(seed)
+    w1 = rng.integers(-128, 128, (hidden, k), dtype=np.int8)
+    b1 = rng.integers(-2000, 2000, (hidden,), dtype=np.int32)
+    w2 = rng.integers(-128, 128, (m, hidden), dtype=np.int8)
+    b2 = rng.integers(-2000, 2000, (m,), dtype=np.int32)
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((n, k), "int8"))
+    gv1 = bb.add_func(_dense_requant(n, k, hidden, 7, "d1"), "dense1")
+    gva = bb.add_func(_add_int8((n * hidden // 2, 2)), "add")
+    gv2 = bb.add_func(_dense_requant(n, hidden, m, 8, "d2"), "dense2")
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            h = bb.emit(relax.call_tir(gv1, [x, relax.const(w1), relax.const(b1)], relax.TensorType((n, hidden), "int8")))
+            r = bb.emit(relax.op.reshape(h, (n * hidden // 2, 2)))
+            s = bb.emit(relax.call_tir(gva, [r, r], relax.TensorType((n * hidden // 2, 2), "int8")))
+            r2 = bb.emit(relax.op.reshape(s, (n, hidden)))
+            y = bb.emit_output(relax.call_tir(gv2, [r2, relax.const(w2), relax.const(b2)], relax.TensorType((n, m), "int8")))
+        bb.emit_func_output(y)
+    mod = bb.get()
+
+    def reference(xv: np.ndarray) -> np.ndarray:
+        def dense(a, w, b, shift):
+            acc = a.astype(np.int64) @ w.T.astype(np.int64) + b
+            return np.clip((acc + (1 << (shift - 1))) >> shift, -128, 127).astype(np.int8)
+        h = dense(xv, w1, b1, 7)
+        s = np.clip(h.astype(np.int32) * 2, -128, 127).astype(np.int8)
+        return dense(s, w2, b2, 8)
+
+    return mod, reference
+
+
+def float_softmax(n=4, m=8):
+    """float32 (n,m) -> relu -> reshape -> softmax -> add 1: generic ops, legalized."""
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((n, m), "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            a = bb.emit(relax.op.nn.relu(x))
+            b = bb.emit(relax.op.reshape(a, (n * m // 4, 4)))
+            c = bb.emit(relax.op.nn.softmax(b, axis=-1))
+            d = bb.emit_output(relax.op.add(c, relax.const(np.full((4,), 0.5, "float32"))))
+        bb.emit_func_output(d)
+    return bb.get()
+
+
+def run_with_tvm(mod, *inputs: np.ndarray) -> np.ndarray:
+    """TVM's own answer (Relax VM on llvm) for comparison with our C."""
+    from tvm_accel.codegen.graph import legalize
+
+    ex = tvm.compile(legalize(mod), target="llvm")
+    vm = relax.VirtualMachine(ex, tvm.cpu())
+    out = vm["main"](*[tvm.runtime.tensor(x) for x in inputs])
+    return out.numpy()

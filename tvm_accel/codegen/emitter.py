@@ -1,0 +1,317 @@
+"""The whole-model C emitter: a lowered Relax module -> a self-contained C package.
+
+    from tvm_accel.codegen import emit_package
+    info = emit_package(mod, "out/model")     # model.h, model.c, weights.c, kernels.c, package.json
+
+The package needs no TVM at all:
+- ``kernels.c``: every PrimFunc called by ``main``, from TVM's ``c`` target (packed-function
+  form, argument checks compiled out with ``tirx.disable_assert``); the include lines are
+  replaced by our ``tvm_accel_kernel_abi.h`` (DLTensor, TVMFFIAny, workspace functions).
+- ``weights.c``: each constant once, as a ``const`` byte array (so it goes to flash).
+- ``model.c``: one static arena; every input, intermediate and output tensor at its planned
+  offset; constant DLTensor descriptors and argument arrays (flash); ``model_invoke`` calls the
+  kernels in order. The kernels' large intermediate buffers (TVMBackendAllocWorkspace) come
+  from one static pool sized to the largest kernel's need.
+- ``model.h``: the API and the input/output shapes, types and quantization parameters.
+- ``package.json``: the same facts for tools (runner, memory accounting).
+
+The runtime support C (workspace, semihosting, harness, startup) lives in
+``tvm_accel/codegen/runtime`` and is added by the CMake build (``cmake/model.cmake``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TvmAccelError
+from .graph import Graph, c_identifier, extract_graph
+
+ALIGN = 16
+KERNEL_PREFIX = "tva_k_"
+WEIGHT_PREFIX = "tva_w_"
+
+_DL_CODE = {"i": 0, "u": 1, "f": 2, "b": 1}
+_C_TYPE = {
+    "int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "uint16": "uint16_t",
+    "int32": "int32_t", "uint32": "uint32_t", "int64": "int64_t", "float32": "float",
+    "float64": "double", "bool": "uint8_t",
+}
+
+
+def _align(n: int, a: int = ALIGN) -> int:
+    return (n + a - 1) // a * a
+
+
+@dataclass
+class ArenaPlan:
+    """Offsets of the tensors that own RAM, in one arena. ``offsets``: storage tensor id ->
+    byte offset. ``source`` names who made the plan (``no-reuse`` or the planner)."""
+
+    offsets: dict[int, int]
+    arena_bytes: int
+    source: str
+
+
+def plan_no_reuse(graph: Graph) -> ArenaPlan:
+    """Every tensor its own place: simple, always correct, the baseline to beat."""
+    offsets, top = {}, 0
+    for t in graph.storage_tensors():
+        offsets[t.id] = top
+        top = _align(top + t.nbytes)
+    return ArenaPlan(offsets, top, "no-reuse")
+
+
+def check_plan(graph: Graph, plan: ArenaPlan) -> None:
+    """Refuse a plan where two tensors alive at the same step overlap, or a tensor leaves the arena."""
+    life = graph.lifetimes()
+    spans = []
+    for t in graph.storage_tensors():
+        if t.id not in plan.offsets:
+            raise TvmAccelError(f"memory plan has no offset for tensor {t.name}")
+        off = plan.offsets[t.id]
+        if off < 0 or off + t.nbytes > plan.arena_bytes:
+            raise TvmAccelError(f"memory plan puts tensor {t.name} outside the arena")
+        if off % 4:
+            raise TvmAccelError(f"memory plan puts tensor {t.name} at unaligned offset {off}")
+        spans.append((t, off, life[t.id]))
+    for i, (a, oa, la) in enumerate(spans):
+        for b, ob, lb in spans[i + 1:]:
+            if la[0] <= lb[1] and lb[0] <= la[1] and oa < ob + b.nbytes and ob < oa + a.nbytes:
+                raise TvmAccelError(
+                    f"memory plan overlaps live tensors {a.name} [{oa}, {oa + a.nbytes}) and "
+                    f"{b.name} [{ob}, {ob + b.nbytes}) at steps {max(la[0], lb[0])}..{min(la[1], lb[1])}"
+                )
+
+
+@dataclass
+class PackageInfo:
+    """What an emitted package contains (also written as package.json)."""
+
+    name: str
+    inputs: list[dict]
+    outputs: list[dict]
+    arena_bytes: int
+    workspace_bytes: int
+    weights_bytes: int
+    plan_source: str
+    num_steps: int
+    kernels: list[str]
+    steps: list[dict] = field(default_factory=list)
+    tensors: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def load(cls, package_dir: str | Path) -> "PackageInfo":
+        path = Path(package_dir) / "package.json"
+        if not path.exists():
+            raise TvmAccelError(f"{package_dir} is not a generated model package (no package.json)")
+        return cls(**json.loads(path.read_text()))
+
+
+def kernels_c_source(graph: Graph) -> tuple[str, int, dict[str, int]]:
+    """C of every kernel from TVM's c target; returns (source, workspace pool bytes, per kernel)."""
+    import tvm
+
+    funcs = {}
+    for name, prim in graph.kernels.items():
+        sym = KERNEL_PREFIX + c_identifier(name)
+        funcs[sym] = prim.with_attr("global_symbol", sym)
+    irmod = tvm.IRModule(funcs)
+    try:
+        with tvm.transform.PassContext(opt_level=3, config={"tirx.disable_assert": True}):
+            lib = tvm.tirx.build(irmod, target="c")
+    except Exception as err:  # a kernel TVM cannot build is a bug of the lowering, but say which
+        raise TvmAccelError(f"TVM's C target failed on the model's kernels: {str(err).splitlines()[0]}") from None
+    src = lib.inspect_source()
+    for mod in getattr(lib, "imports", []):
+        src += "\n" + mod.inspect_source()
+    # Our ABI header instead of TVM's (no TVM headers needed).
+    src = re.sub(r'#include "tvm/[^"]+"\n', "", src)
+    src = src.replace("#define TVM_EXPORTS\n", '#include "tvm_accel_kernel_abi.h"\n', 1)
+    src = src.replace("void* __tvm_ffi__library_ctx = NULL;\n", "")
+    cut = src.find("// CodegenC: NOTE: Auto-generated entry function")
+    if cut >= 0:
+        src = src[:cut]
+    # Workspace: each kernel allocates and frees in LIFO order; its need is the sum of its requests.
+    need: dict[str, int] = {}
+    starts = [(m.start(), m.group(1)) for m in re.finditer(r"int32_t __tvm_ffi_(\w+)\(void\* self_handle[^)]*\) \{", src)]
+    for i, (pos, fname) in enumerate(starts):
+        end = starts[i + 1][0] if i + 1 < len(starts) else len(src)
+        body = src[pos:end]
+        total = 0
+        for m in re.finditer(r"TVMBackendAllocWorkspace\(([^;]*)\)\)?\)?;", body):
+            sizes = re.findall(r"\(uint64_t\)(\d+)ULL", m.group(1))
+            if not sizes:
+                raise TvmAccelError(f"kernel {fname} requests a workspace of dynamic size; not supported")
+            total += _align(int(sizes[0]))
+        need[fname] = total
+    return src, max(need.values(), default=0), need
+
+
+def _c_bytes(data: bytes) -> str:
+    lines = []
+    for i in range(0, len(data), 32):
+        lines.append("  " + ",".join(str(b) for b in data[i:i + 32]) + ",")
+    return "\n".join(lines)
+
+
+def _dl_dtype(dtype: str) -> str:
+    dt = np.dtype(dtype)
+    return f"{{{_DL_CODE[dt.kind]}, {dt.itemsize * 8 if dt.kind != 'b' else 8}, 1}}"
+
+
+def emit_package(mod, out_dir: str | Path, *, plan: ArenaPlan | None = None, name: str = "model",
+                 io_quant: dict | None = None, func_name: str = "main") -> PackageInfo:
+    """Write the C package of ``mod``'s ``main`` into ``out_dir``.
+
+    ``plan``: arena offsets (e.g. from the memory planner); default: the planner's offsets
+    recorded on the module if present, else no reuse. ``io_quant``: optional
+    {"inputs": [(scale, zero_point), ...], "outputs": [...]} for model.h.
+    """
+    graph = mod if isinstance(mod, Graph) else extract_graph(mod, func_name)
+    if plan is None:
+        plan = plan_no_reuse(graph)
+    check_plan(graph, plan)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("*.c"):
+        stale.unlink()
+
+    kernels_src, workspace_bytes, _ = kernels_c_source(graph)
+    (out / "kernels.c").write_text("/* Kernels: TVM's c target (generated by tvm_accel.codegen). */\n" + kernels_src)
+
+    T = graph.tensors
+    # ---- weights.c
+    weights = [t for t in T if t.kind == "weight" and t.storage == t.id]
+    wlines = ["/* Constants of the model (generated by tvm_accel.codegen): const, so in flash. */",
+              "#include <stdint.h>", ""]
+    weights_bytes = 0
+    for t in weights:
+        data = np.ascontiguousarray(t.value).astype(t.dtype, copy=False).tobytes()
+        weights_bytes += len(data)
+        wlines.append(f"/* {t.name}: {t.dtype}{list(t.shape)} */")
+        wlines.append(f"const uint8_t {WEIGHT_PREFIX}{t.id}[{max(len(data), 1)}] __attribute__((aligned({ALIGN}))) = {{")
+        wlines.append(_c_bytes(data) if data else "  0,")
+        wlines.append("};")
+    (out / "weights.c").write_text("\n".join(wlines) + "\n")
+
+    # ---- model.c
+    def data_expr(t) -> str:
+        owner = T[t.storage]
+        if owner.kind == "weight":
+            return f"(void *){WEIGHT_PREFIX}{owner.id}"
+        return f"(void *)(tvm_accel_arena + {plan.offsets[owner.id]})"
+
+    used = sorted({tid for s in graph.steps for tid in s.args})
+    c = ["/* The model: arena, descriptors, calls in order (generated by tvm_accel.codegen). */",
+         "#include <stdint.h>", "#include <string.h>", '#include "tvm_accel_kernel_abi.h"', '#include "model.h"', ""]
+    for k in graph.kernels:
+        c.append(f"int32_t __tvm_ffi_{KERNEL_PREFIX}{c_identifier(k)}(void *, void *, int32_t, void *);")
+    for t in weights:
+        c.append(f"extern const uint8_t {WEIGHT_PREFIX}{t.id}[];")
+    c += ["",
+          f"/* Tensor arena: {plan.arena_bytes} bytes, offsets by {plan.source}. */",
+          f"uint8_t tvm_accel_arena[{max(plan.arena_bytes, ALIGN)}] __attribute__((aligned({ALIGN})));",
+          f"/* Kernel workspace pool: {workspace_bytes} bytes (largest kernel's temporary buffers). */",
+          f"uint8_t tvm_accel_workspace[{max(workspace_bytes, 1)}] __attribute__((aligned({ALIGN})));",
+          f"const uint32_t tvm_accel_workspace_bytes = {workspace_bytes};", ""]
+    for tid in used:
+        t = T[tid]
+        c.append(f"static const DLTensor tva_t{tid} = {{{data_expr(t)}, {{1, 0}}, {len(t.shape)}, "
+                 f"{_dl_dtype(t.dtype)}, NULL, NULL, 0}}; /* {t.name} {t.dtype}{list(t.shape)} */")
+    c.append("")
+    for s in graph.steps:
+        items = ", ".join(f"{{.type_index = TVM_ACCEL_FFI_DLTENSOR_PTR, .v_ptr = (void *)&tva_t{a}}}" for a in s.args)
+        c.append(f"static const TVMFFIAny tva_args{s.index}[{len(s.args)}] = {{{items}}};")
+    c += ["", "int model_invoke(void) {"]
+    for s in graph.steps:
+        c.append(f"  /* {s.index}: {s.op} */")
+        c.append(f"  if (__tvm_ffi_{KERNEL_PREFIX}{c_identifier(s.kernel)}(NULL, (void *)tva_args{s.index}, "
+                 f"{len(s.args)}, NULL) != 0) return {s.index + 1};")
+    c += ["  return 0;", "}", ""]
+    io_in = [T[i] for i in graph.inputs]
+    io_out = [T[i] for i in graph.outputs]
+    c.append("const uint32_t model_input_bytes[MODEL_NUM_INPUTS] = {" + ", ".join(str(t.nbytes) for t in io_in) + "};")
+    c.append("const uint32_t model_output_bytes[MODEL_NUM_OUTPUTS] = {" + ", ".join(str(t.nbytes) for t in io_out) + "};")
+    for kind, lst in (("input", io_in), ("output", io_out)):
+        c.append(f"void *model_{kind}(int i) {{")
+        c.append("  switch (i) {")
+        for i, t in enumerate(lst):
+            c.append(f"    case {i}: return {data_expr(t)};")
+        c += ["    default: return NULL;", "  }", "}"]
+    params = [f"const {_C_TYPE[t.dtype]} *input{i}" for i, t in enumerate(io_in)] + \
+             [f"{_C_TYPE[t.dtype]} *output{i}" for i, t in enumerate(io_out)]
+    c.append(f"int model_run({', '.join(params)}) {{")
+    for i, t in enumerate(io_in):
+        c.append(f"  if ((void *)input{i} != model_input({i})) memcpy(model_input({i}), input{i}, {t.nbytes});")
+    c.append("  int rc = model_invoke();")
+    c.append("  if (rc != 0) return rc;")
+    for i, t in enumerate(io_out):
+        c.append(f"  if ((void *)output{i} != model_output({i})) memcpy(output{i}, model_output({i}), {t.nbytes});")
+    c += ["  return 0;", "}"]
+    (out / "model.c").write_text("\n".join(c) + "\n")
+
+    # ---- model.h
+    guard = c_identifier(name).upper() + "_MODEL_H_"
+    h = [f"/* {name}: generated by tvm_accel.codegen; no TVM library needed. */",
+         f"#ifndef {guard}", f"#define {guard}", "#include <stdint.h>", "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
+         f"#define MODEL_NUM_INPUTS {len(io_in)}", f"#define MODEL_NUM_OUTPUTS {len(io_out)}",
+         f"#define MODEL_ARENA_BYTES {plan.arena_bytes}", f"#define MODEL_WORKSPACE_BYTES {workspace_bytes}",
+         f"#define MODEL_WEIGHTS_BYTES {weights_bytes}"]
+    quant = io_quant or {}
+    for kind, lst in (("INPUT", io_in), ("OUTPUT", io_out)):
+        q = quant.get(kind.lower() + "s", [])
+        for i, t in enumerate(lst):
+            h.append(f"/* {kind.lower()} {i}: {t.name} */")
+            h.append(f"#define MODEL_{kind}{i}_SHAPE {{{', '.join(map(str, t.shape))}}}")
+            h.append(f"#define MODEL_{kind}{i}_NDIM {len(t.shape)}")
+            h.append(f"#define MODEL_{kind}{i}_BYTES {t.nbytes}")
+            h.append(f'#define MODEL_{kind}{i}_DTYPE "{t.dtype}"')
+            h.append(f"typedef {_C_TYPE[t.dtype]} model_{kind.lower()}{i}_t;")
+            if i < len(q) and q[i] is not None:
+                scale, zp = q[i]
+                h.append(f"#define MODEL_{kind}{i}_SCALE {float(scale)!r}f")
+                h.append(f"#define MODEL_{kind}{i}_ZERO_POINT {int(zp)}")
+    h += ["",
+          "extern const uint32_t model_input_bytes[MODEL_NUM_INPUTS];",
+          "extern const uint32_t model_output_bytes[MODEL_NUM_OUTPUTS];",
+          "/* Where input i / output i live in the arena (write inputs there, then model_invoke). */",
+          "void *model_input(int i);", "void *model_output(int i);",
+          "/* Runs the model on the arena's inputs; 0 on success, else 1 + the failing step. */",
+          "int model_invoke(void);",
+          "/* Copies the inputs in, runs, copies the outputs out (no copy when the pointers are the arena's). */",
+          f"int model_run({', '.join(params)});",
+          "", "#ifdef __cplusplus", "}", "#endif", "#endif"]
+    (out / "model.h").write_text("\n".join(h) + "\n")
+
+    def io_desc(t, q):
+        d = {"name": t.name, "shape": list(t.shape), "dtype": t.dtype, "bytes": t.nbytes}
+        if q is not None:
+            d["scale"], d["zero_point"] = float(q[0]), int(q[1])
+        return d
+
+    qi, qo = quant.get("inputs", []), quant.get("outputs", [])
+    info = PackageInfo(
+        name=name,
+        inputs=[io_desc(t, qi[i] if i < len(qi) else None) for i, t in enumerate(io_in)],
+        outputs=[io_desc(t, qo[i] if i < len(qo) else None) for i, t in enumerate(io_out)],
+        arena_bytes=plan.arena_bytes,
+        workspace_bytes=workspace_bytes,
+        weights_bytes=weights_bytes,
+        plan_source=plan.source,
+        num_steps=len(graph.steps),
+        kernels=sorted(graph.kernels),
+        steps=[{"op": s.op, "kernel": s.kernel, "args": s.args} for s in graph.steps],
+        tensors=[{"id": t.id, "name": t.name, "shape": list(t.shape), "dtype": t.dtype, "kind": t.kind,
+                  "storage": t.storage, "bytes": t.nbytes, "offset": plan.offsets.get(t.storage)}
+                 for t in T],
+    )
+    (out / "package.json").write_text(info.to_json())
+    return info
