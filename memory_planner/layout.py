@@ -1,0 +1,179 @@
+"""Buffer layout: an offset for every buffer in one static arena.
+
+Buffers are given as (size, first step, last step); two buffers conflict when their step
+ranges intersect, and conflicting buffers must not share bytes. Sizes are already rounded up
+to the alignment, and every offset is a multiple of it.
+
+- ``greedy-size``: TFLite Micro's GreedyMemoryPlanner: largest buffer first (ties: earlier
+  first step), each at the lowest aligned offset where it fits among the conflicting buffers
+  already placed.
+- ``greedy-conflicts``: the same first-fit, but buffers whose conflicting buffers add up to
+  the most bytes go first (the crowded steps are packed first).
+- ``greedy``: the better of the two.
+- ``optimal``: a CP-SAT model (``AddNoOverlap2D`` of fixed step intervals and variable address
+  intervals, minimise the arena) with a time limit, warm-started from the best greedy layout,
+  and skipped when greedy already meets the live-bytes lower bound. ``optimal`` is True when
+  the arena is proven minimal for this order.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from .errors import PlanningError
+
+LAYOUT_METHODS = ("greedy-size", "greedy-conflicts", "greedy", "optimal")
+
+
+@dataclass(frozen=True)
+class Block:
+    size: int  # bytes, a multiple of the alignment
+    first: int
+    last: int
+
+
+@dataclass
+class Layout:
+    offsets: list[int]
+    arena: int
+    method: str
+    optimal: bool  # proven minimal for these lifetimes
+    seconds: float = 0.0
+
+
+def conflicts(blocks: Sequence[Block]) -> list[list[int]]:
+    """For each block, the blocks alive at some common step."""
+    idx = sorted(range(len(blocks)), key=lambda i: blocks[i].first)
+    out: list[list[int]] = [[] for _ in blocks]
+    for a_pos, i in enumerate(idx):
+        for j in idx[a_pos + 1:]:
+            if blocks[j].first > blocks[i].last:
+                break
+            out[i].append(j)
+            out[j].append(i)
+    return out
+
+
+def arena_size(blocks: Sequence[Block], offsets: Sequence[int]) -> int:
+    return max((o + b.size for o, b in zip(offsets, blocks)), default=0)
+
+
+def live_lower_bound(blocks: Sequence[Block]) -> int:
+    """Largest sum of sizes alive at one step: no layout of these lifetimes is smaller."""
+    if not blocks:
+        return 0
+    steps = max(b.last for b in blocks) + 1
+    curve = [0] * (steps + 1)
+    for b in blocks:
+        curve[b.first] += b.size
+        curve[b.last + 1] -= b.size
+    best = run = 0
+    for d in curve:
+        run += d
+        best = max(best, run)
+    return best
+
+
+def first_fit(blocks: Sequence[Block], priority: Sequence[int], align: int,
+              conf: list[list[int]] | None = None) -> list[int]:
+    """Place blocks in ``priority`` order, each at the lowest aligned offset that fits."""
+    conf = conflicts(blocks) if conf is None else conf
+    offsets: list[int | None] = [None] * len(blocks)
+    for i in priority:
+        placed = sorted((offsets[j], blocks[j].size) for j in conf[i] if offsets[j] is not None)
+        cand = 0
+        for off, size in placed:
+            if cand + blocks[i].size <= off:
+                break
+            cand = max(cand, -(-(off + size) // align) * align)
+        offsets[i] = cand
+    return offsets  # type: ignore[return-value]
+
+
+def greedy_by_size(blocks: Sequence[Block], align: int, conf=None) -> list[int]:
+    prio = sorted(range(len(blocks)), key=lambda i: (-blocks[i].size, blocks[i].first, i))
+    return first_fit(blocks, prio, align, conf)
+
+
+def greedy_by_conflicts(blocks: Sequence[Block], align: int, conf=None) -> list[int]:
+    conf = conflicts(blocks) if conf is None else conf
+    crowd = [blocks[i].size + sum(blocks[j].size for j in conf[i]) for i in range(len(blocks))]
+    prio = sorted(range(len(blocks)), key=lambda i: (-crowd[i], -blocks[i].size, blocks[i].first, i))
+    return first_fit(blocks, prio, align, conf)
+
+
+def optimal_offsets(blocks: Sequence[Block], align: int, hint: Sequence[int], time_limit: float,
+                    workers: int = 1):
+    """CP-SAT; returns (offsets, proven optimal) or None if no solution in time."""
+    from ortools.sat.python import cp_model
+
+    unit = 0
+    for b in blocks:
+        unit = math.gcd(unit, b.size)
+    unit = max(unit, align)  # every size is a multiple of align, so unit is too
+    upper = arena_size(blocks, hint)
+    lower = live_lower_bound(blocks)
+    if upper % unit or any(h % unit for h in hint):
+        # the hint is on a finer grid; the solver grid still contains an equally good layout
+        upper = -(-upper // unit) * unit
+    U = upper // unit
+    m = cp_model.CpModel()
+    arena = m.NewIntVar(lower // unit, U, "arena")
+    xs, ys, offs = [], [], []
+    for i, b in enumerate(blocks):
+        s = b.size // unit
+        off = m.NewIntVar(0, U - s, f"o{i}")
+        xs.append(m.NewFixedSizeIntervalVar(b.first, b.last - b.first + 1, f"x{i}"))
+        ys.append(m.NewIntervalVar(off, s, off + s, f"y{i}"))
+        m.Add(arena >= off + s)
+        offs.append(off)
+        if hint[i] % unit == 0:
+            m.AddHint(off, hint[i] // unit)
+    m.AddNoOverlap2D(xs, ys)
+    m.Minimize(arena)
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(0.05, time_limit)
+    solver.parameters.num_workers = workers
+    status = solver.Solve(m)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None
+    return [solver.Value(o) * unit for o in offs], status == cp_model.OPTIMAL
+
+
+def layout(blocks: Sequence[Block], align: int = 16, method: str = "optimal",
+           time_limit: float = 0.5) -> Layout:
+    t0 = time.perf_counter()
+    if method not in LAYOUT_METHODS:
+        raise PlanningError(f"unknown layout method {method!r} (choose from {', '.join(LAYOUT_METHODS)})")
+    if any(b.size % align for b in blocks):
+        raise PlanningError("block sizes must be multiples of the alignment")
+    conf = conflicts(blocks)
+    lower = live_lower_bound(blocks)
+    candidates: list[tuple[str, Callable]] = []
+    if method in ("greedy-size", "greedy", "optimal"):
+        candidates.append(("greedy-size", greedy_by_size))
+    if method in ("greedy-conflicts", "greedy", "optimal"):
+        candidates.append(("greedy-conflicts", greedy_by_conflicts))
+    best: tuple[int, str, list[int]] | None = None
+    for name, fn in candidates:
+        offs = fn(blocks, align, conf)
+        size = arena_size(blocks, offs)
+        if best is None or size < best[0]:
+            best = (size, name, offs)
+    assert best is not None
+    size, name, offs = best
+    if method != "optimal" or size <= lower:
+        return Layout(offs, size, name, size <= lower, time.perf_counter() - t0)
+    left = time_limit - (time.perf_counter() - t0)
+    res = optimal_offsets(blocks, align, offs, left) if left > 0.02 else None
+    if res is not None:
+        cp_offs, proven = res
+        cp_size = arena_size(blocks, cp_offs)
+        if cp_size < size or (proven and cp_size == size):
+            return Layout(cp_offs, cp_size, "cp-sat" + ("" if proven else " (time limit)"),
+                          proven, time.perf_counter() - t0)
+    return Layout(offs, size, f"{name} (cp-sat: no better layout in time)", False,
+                  time.perf_counter() - t0)
