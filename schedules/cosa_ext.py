@@ -1,0 +1,281 @@
+"""Extended CoSA: one MILP per loop-order case on HiGHS, with the cycle model as objective.
+
+Following Ahmadifarsani et al. (arXiv 2507.04828), each dimension group (N, K, C, (P,R),
+(Q,S)) picks its tile size by a one-hot choice among the candidate sizes (uneven sizes
+included: ragged last tiles are costed exactly) instead of CoSA's prime-factor encoding;
+double buffering halves the capacities and overlaps loads with compute.
+
+Objective: every term of the cycle model (schedules.cost) is ``coef * prod_g v_g[choice_g]``,
+i.e. ``exp(y_m)`` with ``y_m`` linear in the one-hot variables. The model is
+``sum_m exp(y_m)`` (single buffering) or ``max(sum_compute, sum_dma) + sum_edge`` (double
+buffering): convex in y. The MILP minimises it by outer approximation: each exp is bounded
+below by tangent cuts (an initial grid, then cuts at every new solution); the capacity
+constraint weights + inputs <= scratchpad is convex in the same way and cut likewise; the
+accumulator constraint is a single term, linear in log space. The MILP optimum is a proven
+lower bound, the exact cost of its solution an upper bound; the loop stops when they meet
+(relative gap ``gap``), so the result is the optimum of the cycle model over the candidate
+space, proven, up to ``gap``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import highspy
+import numpy as np
+
+from .arch import GemminiArch
+from .cost import CASE_FLAGS, CASES, Candidates, Term, build_terms, layer_candidates
+from .errors import ScheduleError
+from .exhaustive import SearchPoint
+from .layer import Layer
+
+_TANGENT_STEP = 0.5  # log-space spacing of the initial tangent grid
+_PRESOLVE = "on"
+
+
+@dataclasses.dataclass
+class MilpStats:
+    milps: int = 0
+    iterations: int = 0
+    cuts: int = 0
+    proven: bool = True
+    lower_bound: float = 0.0
+
+
+def _pareto_prune(cands: Candidates, terms: list[Term]) -> tuple[Candidates, list[Term]]:
+    """Drop every candidate of a group that another candidate of the same group matches or
+    beats in every term (cost and footprint): all terms are products with positive factors
+    and the model is increasing in each, so this loses no optimum."""
+    keep = []
+    for g in range(len(terms[0].values)):
+        V = np.stack([t.values[g] for t in terms], axis=1)  # candidates x terms
+        n = V.shape[0]
+        le = (V[None, :, :] <= V[:, None, :]).all(axis=2)  # le[i, j]: j <= i everywhere
+        eq = (V[None, :, :] == V[:, None, :]).all(axis=2)
+        j_idx = np.arange(n)
+        dominated = (le & ~eq).any(axis=1) | (eq & (j_idx[None, :] < j_idx[:, None])).any(axis=1)
+        keep.append(np.flatnonzero(~dominated))
+    kn, kk, kc, kpr, kqs = keep
+    sub = Candidates(cands.N[kn], cands.K[kk], cands.C[kc], cands.P[kpr], cands.R[kpr], cands.Q[kqs], cands.S[kqs])
+    new_terms = [Term(t.kind, t.name, t.coef, tuple(v[k] for v, k in zip(t.values, keep))) for t in terms]
+    return sub, new_terms
+
+
+class _CaseModel:
+    """The OA master MILP of one (case, double_buffer)."""
+
+    def __init__(self, layer: Layer, arch: GemminiArch, case: str, db: bool, scale: float, time_limit: float):
+        self.layer, self.case, self.db = layer, case, db
+        self.cands: Candidates = layer_candidates(layer, arch, case)
+        w_mult, i_mult = CASE_FLAGS[case]
+        terms = build_terms(layer, arch, self.cands, w_mult, i_mult, db)
+        self.cands, self.terms = _pareto_prune(self.cands, terms)
+        self.cap_sp, self.cap_acc = arch.capacity(db)
+        self.scale = scale
+        sizes = self.cands.sizes()
+        self.offsets = np.cumsum([0, *sizes])
+        self.nx = int(self.offsets[-1])
+        self.cost_terms = [t for t in self.terms if t.kind in ("compute", "dma", "edge")]
+        self.by_name = {t.name: t for t in self.terms}
+        # log values of every term over the one-hot columns
+        self.logv: dict[str, np.ndarray] = {}
+        for t in self.terms:
+            self.logv[t.name] = np.concatenate([np.log(np.maximum(v, 1e-300)) for v in t.values])
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("mip_rel_gap", 1e-5)
+        h.setOptionValue("time_limit", float(max(0.05, time_limit)))
+        h.setOptionValue("threads", 1)
+        h.setOptionValue("presolve", _PRESOLVE)
+        self.h = h
+        inf = highspy.kHighsInf
+        # columns: x (binary one-hots), y_m (log of each cost term), t_m (scaled term values),
+        # y_w / y_i (log scratchpad rows of weights / inputs), z
+        self.nt = len(self.cost_terms)
+        self.y0 = self.nx
+        self.t0 = self.nx + self.nt
+        self.yw = self.nx + 2 * self.nt
+        self.yi = self.yw + 1
+        self.z = self.yi + 1
+        ncol = self.z + 1
+        lb = np.concatenate([np.zeros(self.nx), np.full(self.nt, -inf), np.zeros(self.nt), [-inf, -inf, 0.0]])
+        ub = np.concatenate([np.ones(self.nx), np.full(2 * self.nt + 3, inf)])
+        cost = np.zeros(ncol)
+        cost[self.z] = 1.0
+        h.addVars(ncol, lb, ub)
+        h.changeColsCost(ncol, np.arange(ncol, dtype=np.int32), cost)
+        h.changeColsIntegrality(self.nx, np.arange(self.nx, dtype=np.int32),
+                                np.array([highspy.HighsVarType.kInteger] * self.nx))
+        xcols = list(range(self.nx))
+        # y_m = log coef + logv . x (the only dense rows)
+        for j, t in enumerate(self.cost_terms):
+            lc = math.log(t.coef)
+            self._row(lc, lc, xcols + [self.y0 + j], np.concatenate([-self.logv[t.name], [1.0]]))
+        for col, name in ((self.yw, "weight_rows"), (self.yi, "input_rows")):
+            lc = math.log(self.by_name[name].coef)
+            self._row(lc, lc, xcols + [col], np.concatenate([-self.logv[name], [1.0]]))
+        # one-hot per group
+        for g in range(len(sizes)):
+            idx = np.arange(self.offsets[g], self.offsets[g + 1], dtype=np.int32)
+            h.addRow(1.0, 1.0, len(idx), idx, np.ones(len(idx)))
+        # objective rows: z >= sums
+        kinds = [t.kind for t in self.cost_terms]
+        t_idx = lambda ks: [self.t0 + i for i, k in enumerate(kinds) if k in ks]  # noqa: E731
+        if db:
+            for group in (("compute", "edge"), ("dma", "edge")):
+                cols = t_idx(group)
+                self._row(-inf, 0.0, cols + [self.z], [1.0] * len(cols) + [-1.0])
+        else:
+            cols = t_idx(("compute", "dma"))
+            self._row(-inf, 0.0, cols + [self.z], [1.0] * len(cols) + [-1.0])
+        # accumulator: one term, exact in log space; scratchpad: each part alone must fit
+        for name, cap in (("acc_rows", self.cap_acc), ("weight_rows", self.cap_sp), ("input_rows", self.cap_sp)):
+            t = self.by_name[name]
+            self._row(-inf, math.log(cap) - math.log(t.coef) + 1e-9, list(range(self.nx)), self.logv[name])
+        # (case 'red' also admits unsplit reductions: its costs over-estimate those points,
+        # which kouter / kinner cost exactly, so the minimum over all cases is unchanged)
+        # initial tangent grid of every cost term
+        for j, t in enumerate(self.cost_terms):
+            lo, hi = self._log_range(t)
+            n = max(2, int(math.ceil((hi - lo) / _TANGENT_STEP)) + 1)
+            for yhat in np.linspace(lo, hi, n):
+                self._tangent(j, t, float(yhat))
+        self.cuts = 0
+
+    def _row(self, lo: float, hi: float, cols, vals) -> None:
+        cols = np.asarray(cols, dtype=np.int32)
+        vals = np.asarray(vals, dtype=np.float64)
+        keep = vals != 0.0
+        self.h.addRow(lo, hi, int(keep.sum()), cols[keep], vals[keep])
+
+    def _log_range(self, t: Term) -> tuple[float, float]:
+        lc = math.log(t.coef)
+        lo = lc + sum(float(np.log(np.maximum(v, 1e-300)).min()) for v in t.values)
+        hi = lc + sum(float(np.log(np.maximum(v, 1e-300)).max()) for v in t.values)
+        return lo, hi
+
+    def _tangent(self, j: int, t: Term, yhat: float) -> None:
+        """t_j >= exp(yhat)/scale * (1 + y_j - yhat)"""
+        a = math.exp(yhat) / self.scale
+        if a < 1e-12:
+            return
+        self.h.addRow(a * (1.0 - yhat), highspy.kHighsInf, 2, np.array([self.t0 + j, self.y0 + j], dtype=np.int32),
+                      np.array([1.0, -a]))
+
+    def y_of(self, name: str, choice: tuple[int, ...]) -> float:
+        t = self.by_name[name]
+        return math.log(t.coef) + sum(math.log(max(float(v[i]), 1e-300)) for v, i in zip(t.values, choice))
+
+    def value_of(self, name: str, choice: tuple[int, ...]) -> float:
+        t = self.by_name[name]
+        return t.coef * math.prod(float(v[i]) for v, i in zip(t.values, choice))
+
+    def evaluate(self, choice: tuple[int, ...]) -> tuple[float, bool, float, float]:
+        """(exact cycles, fits, weight rows, input rows) of a choice."""
+        sums = {"compute": 0.0, "dma": 0.0, "edge": 0.0}
+        for t in self.cost_terms:
+            sums[t.kind] += self.value_of(t.name, choice)
+        cyc = (max(sums["compute"], sums["dma"]) + sums["edge"]) if self.db else sums["compute"] + sums["dma"]
+        w = self.value_of("weight_rows", choice)
+        i = self.value_of("input_rows", choice)
+        a = self.value_of("acc_rows", choice)
+        fits = w + i <= self.cap_sp + 1e-6 and a <= self.cap_acc + 1e-6
+        return cyc, fits, w, i
+
+    def add_cuts(self, choice: tuple[int, ...], fits: bool) -> None:
+        for j, t in enumerate(self.cost_terms):
+            self._tangent(j, t, self.y_of(t.name, choice))
+            self.cuts += 1
+        if not fits:  # capacity OA cut: tangent(w) + tangent(i) <= cap
+            rhs = 1.0
+            vals = []
+            for name in ("weight_rows", "input_rows"):
+                yh = self.y_of(name, choice)
+                a = math.exp(yh) / self.cap_sp
+                vals.append(a)
+                rhs -= a * (1.0 - yh)
+            self.h.addRow(-highspy.kHighsInf, rhs, 2, np.array([self.yw, self.yi], dtype=np.int32), np.array(vals))
+            self.cuts += 1
+
+    def solve(self, cutoff: float) -> tuple[str, float, tuple[int, ...] | None]:
+        """One master solve under z <= cutoff: (status, lower bound in cycles, choice)."""
+        h = self.h
+        h.changeColBounds(self.z, 0.0, cutoff / self.scale if math.isfinite(cutoff) else highspy.kHighsInf)
+        h.run()
+        st = h.getModelStatus()
+        if st == highspy.HighsModelStatus.kInfeasible:
+            return "infeasible", math.inf, None
+        info = h.getInfo()
+        if st != highspy.HighsModelStatus.kOptimal:
+            if info.primal_solution_status == 2:  # feasible point found before the time limit
+                x = np.asarray(h.getSolution().col_value[: self.nx])
+                return "limit", info.mip_dual_bound * self.scale, self._choice(x)
+            return "limit", -math.inf, None
+        x = np.asarray(h.getSolution().col_value[: self.nx])
+        return "optimal", info.mip_dual_bound * self.scale, self._choice(x)
+
+    def _choice(self, x: np.ndarray) -> tuple[int, ...]:
+        return tuple(int(np.argmax(x[self.offsets[g]:self.offsets[g + 1]])) for g in range(len(self.offsets) - 1))
+
+
+def cosa_ext_search(layer: Layer, arch: GemminiArch, incumbent: SearchPoint | None = None,
+                    gap: float = 1e-3, time_limit: float = 10.0, max_iterations: int = 60
+                    ) -> tuple[SearchPoint | None, MilpStats]:
+    """The extended-CoSA optimum over all loop-order cases and double buffering on/off.
+
+    ``incumbent`` (e.g. the library's choice) seeds the upper bound. Returns the best point
+    found (None if nothing beats the incumbent) and statistics; ``stats.proven`` is False if
+    a time or iteration limit stopped a case before its bounds met."""
+    t_start = time.perf_counter()
+    stats = MilpStats()
+    best = incumbent
+    ub = incumbent.cycles if incumbent else math.inf
+    scale = ub if math.isfinite(ub) else float(layer.macs)
+    lbs = []
+    for case in CASES:
+        for db in (True, False):
+            remaining = time_limit - (time.perf_counter() - t_start)
+            if remaining <= 0:
+                stats.proven = False
+                lbs.append(-math.inf)
+                continue
+            model = _CaseModel(layer, arch, case, db, scale, remaining)
+            stats.milps += 1
+            case_lb = -math.inf
+            for _ in range(max_iterations):
+                remaining = time_limit - (time.perf_counter() - t_start)
+                if remaining <= 0:
+                    stats.proven = False
+                    break
+                model.h.setOptionValue("time_limit", float(remaining))
+                status, lb, choice = model.solve(ub * (1 - gap) if math.isfinite(ub) else ub)
+                stats.iterations += 1
+                if status == "infeasible":  # nothing in this case beats the incumbent
+                    case_lb = ub
+                    break
+                case_lb = lb
+                if choice is None:
+                    stats.proven = False
+                    break
+                cyc, fits, _, _ = model.evaluate(choice)
+                if fits and cyc < ub:
+                    ub = cyc
+                    best = SearchPoint(case, db, model.cands.tile(choice), cyc)
+                if status == "limit":
+                    stats.proven = False
+                    break
+                if lb >= ub * (1 - gap):
+                    break
+                model.add_cuts(choice, fits)
+            else:
+                stats.proven = False
+            stats.cuts += model.cuts
+            lbs.append(case_lb)
+    stats.lower_bound = min(lbs) if lbs else -math.inf
+    if best is None and stats.proven:
+        raise ScheduleError(f"layer {layer.label} does not fit Gemmini {arch.name}: no tiling fits the scratchpad "
+                            f"({arch.sp_rows} rows) and accumulator ({arch.acc_rows} rows)")
+    return best, stats

@@ -1,0 +1,359 @@
+"""The one analytical cycle model of a layer tiled on Gemmini (weight-stationary).
+
+A tiling is a DRAM-level tile size per dimension, a DRAM loop order and double buffering
+on/off (see :class:`schedules.mapping.GemminiTiling`). Tiles may be ragged. Per tile,
+with n k c p q r s the sizes of that tile, kb = ceil(k/DIM), cb = ceil(c/DIM),
+ih x iw its input window (halo included) and ``t`` the configuration's timing dict:
+
+execute queue (Gemmini's WS order inside a tile: one preload per weight block, then the
+tile's pixels streamed as rows of A)::
+
+    compute = kb*cb*r*s * (t.preload_cycles + t.command_issue_cycles * row_cmds
+                           + n*p*q / t.compute_rows_per_cycle) + t.mesh_fill_drain
+
+where row_cmds = n*p*ceil(q/DIM) (convolutions: a compute streams at most DIM output
+columns of one output row) or ceil(n/DIM) (dense / matmul).
+
+load / store queues (``beat`` = one dma_bus_bytes transfer, costing
+dma_bus_bytes / t.dma_bytes_per_cycle cycles; every mvin/mvout costs
+t.command_issue_cycles; mvin moves at most DIM rows and max(DIM, dma_max_bytes) int8 columns)::
+
+    weights  r*s*c rows of k int8           (beats r*s*c*ceil(k/bus), mvins r*s*ceil(c/DIM)*ceil(k/cols))
+    inputs   n*ih*iw pixels of c int8       (beats n*ih*iw*ceil(c/bus), mvins n*ih*ceil(iw/DIM)*ceil(c/cols))
+    bias     n*p*q rows of k int32, once per output tile (beats n*p*q*ceil(4k/bus), mvins row_cmds*kb)
+    outputs  n*p*q rows of k int8, once per output tile (beats n*p*q*ceil(k/bus), mvouts row_cmds*kb,
+             plus n*p*q*kb / t.mvout_rows_per_cycle accumulator reads)
+    + t.dma_latency per tile
+
+Reuse across DRAM iterations: a tensor is reloaded only when a loop it depends on
+advances, i.e. its traffic is multiplied by the trip counts of the loops that are outside
+its innermost relevant loop and do not index it. Reduction loops (C, R, S) are innermost
+at DRAM (partial sums stay in the accumulator), so three loop-order cases matter:
+
+- ``kouter``: no reduction split, K outermost: weights loaded once, inputs once per K tile;
+- ``kinner``: no reduction split, K innermost: inputs loaded once, weights once per pixel tile;
+- ``red``: reduction split: weights and inputs loaded for every tile.
+
+Total: single buffering serialises ``compute + dma`` over all tiles; double buffering
+(half of each memory per tile) overlaps them: ``max(compute, dma) + first tile's loads +
+last tile's stores``. Everything is summed over all tiles exactly (ragged ones included).
+
+Each term is a product of per-dimension-group factors (groups N, K, C, (P,R), (Q,S)), so
+the sum over all tiles factorises exactly: that is what lets the exhaustive search
+evaluate whole grids at once and extended CoSA write every term as exp(linear in one-hot
+tile choices).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .arch import GemminiArch
+from .errors import ScheduleError
+from .layer import DIMS, REDUCTION_DIMS, Layer
+from .mapping import GemminiTiling, Mapping
+
+GROUPS = ("N", "K", "C", "PR", "QS")
+CASES = ("kouter", "kinner", "red")
+#: (w_mult, i_mult): dims whose trip counts multiply weight / input traffic.
+CASE_FLAGS = {
+    "kouter": (frozenset(), frozenset("K")),
+    "kinner": (frozenset("NPQ"), frozenset()),
+    "red": (frozenset("NPQ"), frozenset("K")),
+}
+#: Canonical DRAM loop order of each case (outermost first).
+CASE_ORDER = {
+    "kouter": ("G", "K", "N", "P", "Q", "C", "R", "S"),
+    "kinner": ("G", "N", "P", "Q", "K", "C", "R", "S"),
+    "red": ("G", "N", "K", "P", "Q", "C", "R", "S"),
+}
+
+
+def dim_candidates(bound: int, dim: int, full: bool = False) -> np.ndarray:
+    """Tile sizes searched for one dimension of extent ``bound``: for every trip count T the
+    smallest and the largest tile with T trips, every multiple of DIM, and the bound. (Within
+    one trip count, a tile strictly between them changes no DIM-block count and only grows
+    the footprint.) ``full``: only the whole bound."""
+    if full:
+        return np.array([bound], dtype=np.int64)
+    vals = {bound}
+    for T in range(1, bound + 1):
+        lo = -(-bound // T)
+        vals.add(lo)
+        if T > 1:
+            hi = -(-bound // (T - 1)) - 1
+            if hi >= lo:
+                vals.add(hi)
+        if lo == 1:
+            break
+    vals.update(range(dim, bound + 1, dim))
+    return np.array(sorted(vals), dtype=np.int64)
+
+
+@dataclasses.dataclass
+class Candidates:
+    """Candidate tile sizes per group; PR / QS are pairs (p, r) / (q, s) of equal length."""
+
+    N: np.ndarray
+    K: np.ndarray
+    C: np.ndarray
+    P: np.ndarray
+    R: np.ndarray
+    Q: np.ndarray
+    S: np.ndarray
+
+    def sizes(self) -> tuple[int, ...]:
+        return (len(self.N), len(self.K), len(self.C), len(self.P), len(self.Q))
+
+    @property
+    def n_points(self) -> int:
+        return math.prod(self.sizes())
+
+    def tile(self, idx: Sequence[int]) -> dict[str, int]:
+        i_n, i_k, i_c, i_pr, i_qs = (int(i) for i in idx)
+        return {"G": 1, "N": int(self.N[i_n]), "K": int(self.K[i_k]), "C": int(self.C[i_c]),
+                "P": int(self.P[i_pr]), "R": int(self.R[i_pr]), "Q": int(self.Q[i_qs]), "S": int(self.S[i_qs])}
+
+    @classmethod
+    def single(cls, tile: dict[str, int]) -> "Candidates":
+        a = lambda d: np.array([tile[d]], dtype=np.int64)  # noqa: E731
+        return cls(a("N"), a("K"), a("C"), a("P"), a("R"), a("Q"), a("S"))
+
+
+def layer_candidates(layer: Layer, arch: GemminiArch, case: str) -> Candidates:
+    """The search space of one loop-order case (kouter / kinner keep C, R, S whole)."""
+    reduce_full = case != "red"
+    dim = arch.dim
+    n = dim_candidates(layer.N, dim)
+    k = dim_candidates(layer.K, dim)
+    c = dim_candidates(layer.C, dim, full=reduce_full)
+    p = dim_candidates(layer.P, dim)
+    q = dim_candidates(layer.Q, dim)
+    r = np.array([layer.R]) if reduce_full else np.arange(1, layer.R + 1)
+    s = np.array([layer.S]) if reduce_full else np.arange(1, layer.S + 1)
+    if not reduce_full:  # keep only the smallest/largest tile per trip count for R and S too
+        r = dim_candidates(layer.R, 1 << 30)
+        s = dim_candidates(layer.S, 1 << 30)
+    P, R = (a.ravel() for a in np.meshgrid(p, r, indexing="ij"))
+    Q, S = (a.ravel() for a in np.meshgrid(q, s, indexing="ij"))
+    return Candidates(n, k, c, P, R, Q, S)
+
+
+# ---- one term of the model ----------------------------------------------------------------
+@dataclasses.dataclass
+class Term:
+    """coef * prod_g values[g][choice_g]; ``kind`` is one of compute, dma, edge (first/last
+    tile in double buffering), sp_w, sp_i, acc (footprints, rows)."""
+
+    kind: str
+    name: str
+    coef: float
+    values: tuple[np.ndarray, ...]  # one array per group, float64
+
+
+def _ceil(a: np.ndarray, b: int) -> np.ndarray:
+    return -(-a // b)
+
+
+class _Dim:
+    """Tiles of one dimension: full size t, trips T, last size l (arrays over candidates)."""
+
+    def __init__(self, bound: int, t: np.ndarray):
+        self.t = t.astype(np.int64)
+        self.T = _ceil(np.int64(bound), self.t)
+        self.l = bound - (self.T - 1) * self.t
+
+
+def _agg(d: _Dim, f) -> np.ndarray:
+    """Sum of f over the positions of one dimension."""
+    return (d.T - 1) * f(d.t) + f(d.l)
+
+
+def _agg2(a: _Dim, b: _Dim, f) -> np.ndarray:
+    """Sum of f(a, b) over all positions of two dimensions."""
+    return ((a.T - 1) * (b.T - 1) * f(a.t, b.t) + (a.T - 1) * f(a.t, b.l)
+            + (b.T - 1) * f(a.l, b.t) + f(a.l, b.l))
+
+
+def build_terms(
+    layer: Layer,
+    arch: GemminiArch,
+    cands: Candidates,
+    w_mult: Iterable[str],
+    i_mult: Iterable[str],
+    double_buffer: bool,
+) -> list[Term]:
+    """Every term of the cycle model and of the footprints, over the candidate grid."""
+    w_mult, i_mult = frozenset(w_mult), frozenset(i_mult)
+    t = arch.timing
+    dim, bus, cols = arch.dim, arch.dma_bus_bytes, arch.max_mvin_cols
+    beat = bus / t["dma_bytes_per_cycle"]
+    issue = t["command_issue_cycles"]
+    conv_rows = layer.P * layer.Q > 1
+    G = float(layer.G)
+    N, K, C = _Dim(layer.N, cands.N), _Dim(layer.K, cands.K), _Dim(layer.C, cands.C)
+    P, R = _Dim(layer.P, cands.P), _Dim(layer.R, cands.R)
+    Q, S = _Dim(layer.Q, cands.Q), _Dim(layer.S, cands.S)
+    ih = lambda p, r: (p - 1) * layer.stride_h + (r - 1) * layer.dilation_h + 1  # noqa: E731
+    iw = lambda q, s: (q - 1) * layer.stride_w + (s - 1) * layer.dilation_w + 1  # noqa: E731
+    one = lambda x: np.ones_like(x)  # noqa: E731
+    ident = lambda x: x  # noqa: E731
+    kb = lambda k: _ceil(k, dim)  # noqa: E731
+    # row commands of a compute / mvout: n*p*ceil(q/DIM) (conv) or ceil(n/DIM) (matmul)
+    rn = (lambda n: n) if conv_rows else (lambda n: _ceil(n, dim))
+    rp = (lambda p: p) if conv_rows else one
+    rq = (lambda q: _ceil(q, dim)) if conv_rows else one
+
+    def cnt(d: _Dim, flag: bool) -> np.ndarray:
+        return d.T if flag else np.ones_like(d.T)
+
+    f = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
+    terms: list[Term] = []
+
+    def add(kind, name, coef, vn, vk, vc, vpr, vqs):
+        if coef:
+            terms.append(Term(kind, name, float(coef), (f(vn), f(vk), f(vc), f(vpr), f(vqs))))
+
+    # execute queue: every tile
+    add("compute", "preload", G * t["preload_cycles"], _agg(N, one), _agg(K, kb), _agg(C, kb),
+        _agg2(P, R, lambda p, r: r), _agg2(Q, S, lambda q, s: s))
+    add("compute", "compute_issue", G * issue, _agg(N, rn), _agg(K, kb), _agg(C, kb),
+        _agg2(P, R, lambda p, r: r * rp(p)), _agg2(Q, S, lambda q, s: s * rq(q)))
+    add("compute", "stream_rows", G / t["compute_rows_per_cycle"], _agg(N, ident), _agg(K, kb), _agg(C, kb),
+        _agg2(P, R, lambda p, r: p * r), _agg2(Q, S, lambda q, s: q * s))
+    add("compute", "fill_drain", G * t["mesh_fill_drain"], _agg(N, one), _agg(K, one), _agg(C, one),
+        _agg2(P, R, lambda p, r: one(p)), _agg2(Q, S, lambda q, s: one(q)))
+    # weights: iterate K C R S; N P Q count when they multiply weight traffic
+    wn, wp, wq = cnt(N, "N" in w_mult), cnt(P, "P" in w_mult), cnt(Q, "Q" in w_mult)
+    add("dma", "weight_beats", G * beat, wn, _agg(K, lambda k: _ceil(k, bus)), _agg(C, ident),
+        wp * _agg(R, ident), wq * _agg(S, ident))
+    add("dma", "weight_mvins", G * issue, wn, _agg(K, lambda k: _ceil(k, cols)), _agg(C, kb),
+        wp * _agg(R, ident), wq * _agg(S, ident))
+    # inputs: iterate N C P R Q S; K counts when it multiplies input traffic
+    ik = cnt(K, "K" in i_mult)
+    add("dma", "input_beats", G * beat, _agg(N, ident), ik, _agg(C, lambda c: _ceil(c, bus)),
+        _agg2(P, R, ih), _agg2(Q, S, iw))
+    add("dma", "input_mvins", G * issue, _agg(N, ident), ik, _agg(C, lambda c: _ceil(c, cols)),
+        _agg2(P, R, ih), _agg2(Q, S, lambda q, s: _ceil(iw(q, s), dim)))
+    # bias and outputs: once per output tile
+    ones_c = np.ones_like(C.T)
+    if layer.bias:
+        add("dma", "bias_beats", G * beat, _agg(N, ident), _agg(K, lambda k: _ceil(4 * k, bus)), ones_c,
+            _agg(P, ident), _agg(Q, ident))
+        add("dma", "bias_mvins", G * issue, _agg(N, rn), _agg(K, kb), ones_c, _agg(P, rp), _agg(Q, rq))
+    add("dma", "output_beats", G * beat, _agg(N, ident), _agg(K, lambda k: _ceil(k, bus)), ones_c,
+        _agg(P, ident), _agg(Q, ident))
+    add("dma", "output_mvouts", G * issue, _agg(N, rn), _agg(K, kb), ones_c, _agg(P, rp), _agg(Q, rq))
+    add("dma", "acc_reads", G / t["mvout_rows_per_cycle"], _agg(N, ident), _agg(K, kb), ones_c,
+        _agg(P, ident), _agg(Q, ident))
+    add("dma", "dma_latency", G * t["dma_latency"], _agg(N, one), _agg(K, one), _agg(C, one),
+        _agg2(P, R, lambda p, r: one(p)), _agg2(Q, S, lambda q, s: one(q)))
+    if double_buffer:
+        # prologue: the first (full) tile's loads; epilogue: the last tile's stores
+        n, k, c, p, r, q, s = N.t, K.t, C.t, P.t, R.t, Q.t, S.t
+        add("edge", "first_weights", beat, one(n), _ceil(k, bus), c, r, s)
+        add("edge", "first_weight_mvins", issue, one(n), _ceil(k, cols), kb(c), r, s)
+        add("edge", "first_inputs", beat, n, one(k), _ceil(c, bus), ih(p, r), iw(q, s))
+        add("edge", "first_input_mvins", issue, n, one(k), _ceil(c, cols), ih(p, r), _ceil(iw(q, s), dim))
+        if layer.bias:
+            add("edge", "first_bias", beat, n, _ceil(4 * k, bus), one(c), p, q)
+            add("edge", "first_bias_mvins", issue, rn(n), kb(k), one(c), rp(p), rq(q))
+        add("edge", "first_latency", t["dma_latency"], one(n), one(k), one(c), one(p), one(q))
+        n, k, p, q = N.l, K.l, P.l, Q.l
+        add("edge", "last_outputs", beat, n, _ceil(k, bus), one(C.t), p, q)
+        add("edge", "last_mvouts", issue, rn(n), kb(k), one(C.t), rp(p), rq(q))
+        add("edge", "last_acc_reads", 1 / t["mvout_rows_per_cycle"], n, kb(k), one(C.t), p, q)
+    # footprints of the full tile, in rows
+    n, k, c, p, r, q, s = N.t, K.t, C.t, P.t, R.t, Q.t, S.t
+    add("sp_w", "weight_rows", 1, one(n), kb(k), c, r, s)
+    add("sp_i", "input_rows", 1, n, one(k), kb(c), ih(p, r), iw(q, s))
+    add("acc", "acc_rows", 1, n, kb(k), one(c), p, q)
+    return terms
+
+
+def _shape(g: int) -> tuple[int, ...]:
+    s = [1] * len(GROUPS)
+    s[g] = -1
+    return tuple(s)
+
+
+def term_grid(term: Term, k_slice: slice | None = None) -> np.ndarray:
+    """A term evaluated on the whole candidate grid (axes N K C PR QS); K may be sliced."""
+    out = np.float64(term.coef)
+    for g, v in enumerate(term.values):
+        if g == 1 and k_slice is not None:
+            v = v[k_slice]
+        out = out * v.reshape(_shape(g))
+    return out
+
+
+def total_cycles(compute, dma, edge, double_buffer: bool):
+    return np.maximum(compute, dma) + edge if double_buffer else compute + dma
+
+
+@dataclasses.dataclass(frozen=True)
+class CycleEstimate:
+    cycles: float
+    compute_cycles: float
+    dma_cycles: float
+    edge_cycles: float
+    sp_rows: int
+    acc_rows: int
+    macs: int
+    dim: int
+    breakdown: dict[str, float]
+
+    @property
+    def utilization(self) -> float:
+        """MACs / (cycles * DIM^2): the fraction of the mesh's peak."""
+        return self.macs / (self.cycles * self.dim * self.dim) if self.cycles else 0.0
+
+
+def order_flags(tiling: GemminiTiling) -> tuple[frozenset[str], frozenset[str]]:
+    """(w_mult, i_mult) of a DRAM loop order; raises if a reduction loop is outside an
+    output loop (partial sums would leave the accumulator: not supported)."""
+    trips = tiling.trips
+    order = [d for d in tiling.order if trips[d] > 1]
+    seen_red = None
+    for d in order:
+        if d in REDUCTION_DIMS:
+            seen_red = d
+        elif seen_red is not None and d != "G":
+            raise ScheduleError(
+                f"reduction loop {seen_red} is outside output loop {d} at the DRAM level: partial sums would "
+                "leave the accumulator (reduction loops must be innermost)")
+
+    def outer_irrelevant(relevant: str, candidates: str) -> frozenset[str]:
+        inner = max((i for i, d in enumerate(order) if d in relevant), default=-1)
+        return frozenset(d for d in order[:inner] if d in candidates)
+
+    return outer_irrelevant("GKCRS", "NPQ"), outer_irrelevant("GNCPQRS", "K")
+
+
+def evaluate(layer: Layer, mapping: Mapping | GemminiTiling, arch: GemminiArch) -> CycleEstimate:
+    """Modelled cycles of one mapping (the same formulas the searches use)."""
+    tiling = mapping.gemmini() if isinstance(mapping, Mapping) else mapping
+    if tiling.bounds != layer.bounds:
+        raise ScheduleError(f"mapping bounds {tiling.bounds} do not match layer {layer.label}")
+    if tiling.tile["G"] != 1:
+        raise ScheduleError("the G dimension must have tile size 1 (one group per tile)")
+    if tiling.double_buffer_sp != tiling.double_buffer_acc:
+        raise ScheduleError("the cycle model needs scratchpad and accumulator both double-buffered or neither")
+    db = tiling.double_buffer_sp
+    w_mult, i_mult = order_flags(tiling)
+    terms = build_terms(layer, arch, Candidates.single(tiling.tile), w_mult, i_mult, db)
+    vals = {tm.name: float(term_grid(tm).ravel()[0]) for tm in terms}
+    by_kind: dict[str, float] = {}
+    for tm in terms:
+        by_kind[tm.kind] = by_kind.get(tm.kind, 0.0) + vals[tm.name]
+    comp, dma, edge = by_kind.get("compute", 0.0), by_kind.get("dma", 0.0), by_kind.get("edge", 0.0)
+    cycles = float(total_cycles(comp, dma, edge, db))
+    return CycleEstimate(
+        cycles=cycles, compute_cycles=comp, dma_cycles=dma, edge_cycles=edge,
+        sp_rows=int(round(by_kind["sp_w"] + by_kind["sp_i"])), acc_rows=int(round(by_kind["acc"])),
+        macs=layer.macs, dim=arch.dim, breakdown=vals,
+    )
