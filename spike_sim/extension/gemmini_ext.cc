@@ -374,6 +374,9 @@ class Gemmini {
 
   [[noreturn]] void illegal(const std::string& why) { throw IllegalOperand(why); }
 
+  // The garbage address as a DIM x DIM operand (zeros / no write).
+  uint64_t garbage_op() const { return GARBAGE | ((uint64_t)DIM << 32) | ((uint64_t)DIM << 48); }
+
   uint32_t max_block_len(int elem_bytes) const {
     return std::max(1, cfg.dma_max_bytes / (DIM * elem_bytes));
   }
@@ -780,11 +783,11 @@ class Gemmini {
           if (k > 0 || have_D || ex_accumulate) c_addr |= ACCUM;
           uint32_t b_rows_n = tb ? rows_of(j, J, lw_padJ) : rows_of(k, K, lw_padK);
           uint32_t b_cols_n = tb ? rows_of(k, K, lw_padK) : rows_of(j, J, lw_padJ);
-          preload(i == 0 ? pack(b_addr, b_cols_n, b_rows_n) : ~0ull,
+          preload(i == 0 ? pack(b_addr, b_cols_n, b_rows_n) : garbage_op(),
                   pack(c_addr, rows_of(j, J, lw_padJ), rows_of(i, I, lw_padI)), next());
           uint32_t a_rows_n = ta ? rows_of(k, K, lw_padK) : rows_of(i, I, lw_padI);
           uint32_t a_cols_n = ta ? rows_of(i, I, lw_padI) : rows_of(k, K, lw_padK);
-          compute(i == 0, pack(a_addr, a_cols_n, a_rows_n), ~0ull, next());
+          compute(i == 0, pack(a_addr, a_cols_n, a_rows_n), garbage_op(), next());
           if (k == K - 1 && lw_C != 0) {
             uint64_t dram = lw_C + (i * DIM * lw_sC + j * DIM) * (full_C ? 4 : 1);
             uint32_t src = ACC | (full_C ? 0x20000000u : 0) | (uint32_t)((i * J + j) * DIM);
@@ -957,8 +960,8 @@ class Gemmini {
                   if (dw) {
                     dw_compute(first ? w_row : ~0ull, a_row, c_addr, n, nch, next());
                   } else {
-                    preload(first ? pack(w_row, nch, nk) : ~0ull, pack(c_addr, nch, n), next());
-                    compute(first, pack(a_row, nk, n), ~0ull, next());
+                    preload(first ? pack(w_row, nch, nk) : garbage_op(), pack(c_addr, nch, n), next());
+                    compute(first, pack(a_row, nk, n), garbage_op(), next());
                   }
                   first = false;
                 }
