@@ -77,6 +77,8 @@ class TFLiteReference:
             "builtin_no_delegate": mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
         }[kernels]
         content, self.source = _model_content(model)
+        if not content:
+            raise TvmAccelError(f"model {self.source} is empty (0 bytes)")
         try:
             self._interp = mod.Interpreter(model_content=content, num_threads=num_threads,
                                            experimental_op_resolver_type=resolver)
