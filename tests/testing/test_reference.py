@@ -69,3 +69,12 @@ def test_missing_litert_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(TvmAccelError, match="pip install ai-edge-litert"):
         TFLiteReference(build_case("fc_2d"))
+
+
+def test_kernel_set_comparison_reports_counts():
+    from tvm_accel.testing.kernel_sets import compare
+
+    r = compare(build_case("avgpool_valid_s2"), n_inputs=2)
+    assert set(r) == {"builtin", "builtin_no_delegate"}
+    for v in r.values():
+        assert v["elements"] == 2 * 4 * 4 * 4 and 0 <= v["differ"] <= v["elements"]
