@@ -30,7 +30,7 @@ def test_cases_cover_the_qdq_operators():
     for name in ONNX_CASES:
         ops |= {n.op_type for n in build_onnx_case(name).graph.node}
     assert {"Conv", "Gemm", "MatMul", "Add", "Mul", "AveragePool", "MaxPool", "GlobalAveragePool",
-            "Concat", "Flatten", "Softmax", "Relu", "Clip"} <= ops
+            "Concat", "Flatten", "Reshape", "Softmax", "Relu", "Clip"} <= ops
 
 
 def test_reference_semantics_by_hand():

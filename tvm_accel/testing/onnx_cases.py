@@ -75,6 +75,13 @@ def _(b):
     b.output(b.concat([p, m], axis=1, out_scale=x.scale, out_zero_point=x.zero_point))
 
 
+@_case("relu_reshape_matmul")
+def _(b):
+    x = b.input((1, 4, 3, 3), zero_point=-4)
+    y = b.reshape(b.relu(x), (1, 36))
+    b.output(b.matmul(y, b.random_weights((36, 6), channel_axis=1), activation="Relu"))
+
+
 @_case("small_cnn_softmax")
 def _(b):
     x = b.input((1, 3, 12, 12), zero_point=2)
