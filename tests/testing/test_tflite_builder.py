@@ -10,7 +10,8 @@ import tflite
 from tvm_accel.reference import TFLiteReference, random_inputs
 from tvm_accel.testing import numerics as nx
 from tvm_accel.testing.tflite_builder import TFLiteBuilder
-from tvm_accel.testing.tflite_cases import CASES, FLOAT_CASES, INT8_CASES, build_case, builder_for_case
+from tvm_accel.testing.tflite_cases import (CASES, FLOAT_CASES, INT8_CASES, RANDOM_OPS, build_case,
+                                            builder_for_case, random_op_builder, random_op_model)
 
 pytest.importorskip("ai_edge_litert", reason="ai-edge-litert (the TFLite reference interpreter) is not installed")
 
@@ -61,12 +62,7 @@ def _tolerance(b: TFLiteBuilder, out) -> float:
     return 1e-5
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_litert_agrees_with_builder_float_semantics(name):
-    """The builder's numpy model of each op (layouts, padding, strides, multiplier, axes)
-    is what TFLite computes: within one output quantization step on the calibration inputs.
-    A mistake in the flatbuffer (wrong option, layout, quantized dimension) shows up here."""
-    b = builder_for_case(name)
+def _check_float_semantics(b: TFLiteBuilder):
     ref = TFLiteReference(b.finish())
     for s in range(b.samples):
         inputs = [nx.quantize(t.calibration[s], *t.qparams, t.dtype) if t.quantized
@@ -74,6 +70,26 @@ def test_litert_agrees_with_builder_float_semantics(name):
         for got, out in zip(ref.run(inputs), b.outputs):
             value = nx.dequantize(got, *out.qparams) if out.quantized else got
             np.testing.assert_allclose(value, out.calibration[s], rtol=0, atol=_tolerance(b, out))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_litert_agrees_with_builder_float_semantics(name):
+    """The builder's numpy model of each op (layouts, padding, strides, multiplier, axes)
+    is what TFLite computes: within one output quantization step on the calibration inputs.
+    A mistake in the flatbuffer (wrong option, layout, quantized dimension) shows up here."""
+    _check_float_semantics(builder_for_case(name))
+
+
+@pytest.mark.parametrize("seed", range(48))
+def test_random_op_models_load_and_agree_with_builder(seed):
+    desc, b = random_op_builder(seed)
+    _check_float_semantics(b)
+
+
+def test_random_op_models_are_deterministic_and_cover_all_ops():
+    assert random_op_model(11) == random_op_model(11)
+    seen = {eval(random_op_model(s)[0])["op"] for s in range(48)}
+    assert seen == set(RANDOM_OPS)
 
 
 # cases whose output scale the builder calibrated (not fixed by the op or given explicitly)

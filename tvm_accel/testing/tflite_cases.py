@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
+
 from tvm_accel.testing.tflite_builder import TFLiteBuilder
 
 CaseFn = Callable[[TFLiteBuilder], None]
@@ -337,3 +339,82 @@ def builder_for_case(name: str, seed: int = 0) -> TFLiteBuilder:
     b = TFLiteBuilder(seed=seed, description=f"tvm-accel test case {name}")
     CASES[name](b)
     return b
+
+
+# --------------------------------------------------------------------- random single-op models
+
+RANDOM_OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "add", "mul", "average_pool2d",
+              "max_pool2d", "mean", "softmax", "concatenation", "pad", "requantize")
+
+
+def random_op_model(seed: int, op: str | None = None) -> tuple[str, bytes]:
+    """A seeded random one-operator int8 model: random shapes, strides (1-2), padding,
+    dilation, depth multiplier, activation, per-tensor/per-channel weights and zero points.
+    Returns (a description of the draw, .tflite bytes). For property tests over many seeds;
+    ``op`` (one of ``RANDOM_OPS``) fixes the operator, otherwise it is drawn too."""
+    desc, b = random_op_builder(seed, op)
+    return desc, b.finish()
+
+
+def random_op_builder(seed: int, op: str | None = None) -> tuple[str, TFLiteBuilder]:
+    """Like ``random_op_model`` but returns the builder (tensors, calibration data)."""
+    rng = np.random.default_rng([seed, 7])
+    op = op or RANDOM_OPS[int(rng.integers(len(RANDOM_OPS)))]
+    b = TFLiteBuilder(seed=seed, description=f"random {op} (seed {seed})")
+    h, w, c = (int(v) for v in rng.integers([3, 3, 1], [14, 14, 17]))
+    x = b.input((1, h, w, c), "int8", scale=float(rng.uniform(0.005, 0.1)), zero_point=int(rng.integers(-128, 128)))
+    act = str(rng.choice(["NONE", "RELU", "RELU6"]))
+    pad = str(rng.choice(["SAME", "VALID"]))
+    stride = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+    desc = {"op": op, "input": (1, h, w, c), "zero_point": x.qparams[1]}
+    if op in ("conv2d", "depthwise_conv2d"):
+        k = (int(rng.integers(1, min(h, 5) + 1)), int(rng.integers(1, min(w, 5) + 1)))
+        dil = (1, 1) if rng.random() < 0.7 else (2, 2)
+        if pad == "VALID" and (h < (k[0] - 1) * dil[0] + 1 or w < (k[1] - 1) * dil[1] + 1):
+            dil = (1, 1)
+        per_channel = bool(rng.random() < 0.8)
+        if op == "conv2d":
+            oc = int(rng.integers(1, 17))
+            y = b.conv2d(x, b.random_weights((oc, *k, c)), b.random_bias(oc), stride=stride, padding=pad,
+                         dilation=dil, activation=act, per_channel=per_channel)
+        else:
+            m = int(rng.choice([1, 1, 2]))
+            y = b.depthwise_conv2d(x, b.random_weights((1, *k, c * m), 3), b.random_bias(c * m), stride=stride,
+                                   padding=pad, dilation=dil, activation=act, per_channel=per_channel)
+        desc.update(kernel=k, stride=stride, padding=pad, dilation=dil, activation=act, per_channel=per_channel)
+    elif op == "fully_connected":
+        units = int(rng.integers(1, 33))
+        y = b.fully_connected(x, b.random_weights((units, h * w * c)), b.random_bias(units), activation=act)
+        desc.update(units=units, activation=act)
+    elif op in ("add", "mul"):
+        other = b.input((1, h, w, c), "int8", scale=float(rng.uniform(0.005, 0.1)),
+                        zero_point=int(rng.integers(-128, 128)), name="input2")
+        y = (b.add if op == "add" else b.mul)(x, other, activation=act)
+        desc.update(activation=act)
+    elif op in ("average_pool2d", "max_pool2d"):
+        f = (int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1)))
+        y = getattr(b, op)(x, f, stride, pad, activation="NONE")
+        desc.update(filter=f, stride=stride, padding=pad)
+    elif op == "mean":
+        keep = bool(rng.random() < 0.5)
+        y = b.mean(x, (1, 2), keep_dims=keep)
+        desc.update(keep_dims=keep)
+    elif op == "softmax":
+        beta = float(rng.choice([1.0, 0.5, 2.0]))
+        y = b.softmax(x, beta)
+        desc.update(beta=beta)
+    elif op == "concatenation":
+        other = b.input((1, h, w, int(rng.integers(1, 9))), "int8", scale=x.qparams[0], zero_point=x.qparams[1],
+                        name="input2")
+        y = b.concatenation([x, other], axis=3)
+    elif op == "pad":
+        p = rng.integers(0, 3, (4, 2))
+        p[0] = 0
+        y = b.pad(x, p.tolist())
+        desc.update(paddings=p.tolist())
+    elif op == "requantize":
+        y = b.quantize(x, "int8", float(rng.uniform(0.005, 0.1)), int(rng.integers(-128, 128)))
+    else:
+        raise ValueError(f"unknown op {op!r}; choose from {RANDOM_OPS}")
+    b.output(y)
+    return repr(desc), b
