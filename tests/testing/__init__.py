@@ -1,0 +1,1 @@
+"""Tests of tvm_accel.testing, tvm_accel.reference and tvm_accel.models."""
