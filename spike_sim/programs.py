@@ -259,7 +259,7 @@ def emit_conv(layer: ConvLayer, tiling: ConvTiling, cfg: GemminiConfig, input: s
             f"{c['lpad']}, {c['rpad']}, {c['upad']}, {c['dpad']}, {c['plpad']}, {c['prpad']}, {c['pupad']}, {c['pdpad']}, "
             f"{c['orows']}, {c['ocols']}, {weights} + {c['w_off']}, {out_expr}, {bias_expr}, {input} + {c['in_off']}, "
             f"{no_bias}, {0 if pool else 1}, 0, 0, 0, {layer.activation}, 0, 0, 0, 0, 0, "
-            f"{layer.in_channels}, {1 if layer.depthwise else layer.out_channels}, {layer.out_channels}, "
+            f"{layer.in_channels}, {layer.in_channels if layer.depthwise else layer.out_channels}, {layer.out_channels}, "
             f"{1 if layer.depthwise else 0}, {c['a_spad_id']}, {c['b_spad_id']});")
         if c["spill"]:
             lines.append(f"gemmini_config_st({dim * 4});")
@@ -340,7 +340,7 @@ class CProgram:
 
     def __init__(self) -> None:
         self.buffers: list[tuple[str, int, np.ndarray | None]] = []  # name, bytes, init
-        self.body: list[str] = []
+        self.parts: list[list[str]] = [[]]  # each part becomes one function (keeps gcc fast)
         self.checks: list[tuple[str, str, np.ndarray]] = []  # label, buffer expr, expected
 
     def buffer(self, name: str, init: np.ndarray | None = None, nbytes: int | None = None) -> str:
@@ -350,7 +350,16 @@ class CProgram:
         return name
 
     def add(self, *lines: str) -> None:
-        self.body.extend(lines)
+        self.parts[-1].extend(lines)
+
+    def new_part(self) -> None:
+        """Start a new function for the following statements (one per case or layer)."""
+        if self.parts[-1]:
+            self.parts.append([])
+
+    @property
+    def body(self) -> list[str]:
+        return [ln for part in self.parts for ln in part]
 
     def check(self, label: str, expr: str, expected: np.ndarray) -> None:
         self.checks.append((label, expr, np.ascontiguousarray(expected).view(np.uint8).reshape(-1)))
@@ -372,6 +381,10 @@ class CProgram:
                 out.append(f"static uint8_t {name}[{size}] __attribute__((aligned(64))) =\n  {self._bytes_literal(data)};")
         for n, (label, expr, exp) in enumerate(self.checks):
             out.append(f"static const uint8_t expected_{n}[{max(exp.size, 1)}] =\n  {self._bytes_literal(exp)};")
+        for n, part in enumerate(self.parts):
+            out.append(f"static void __attribute__((noinline)) part_{n}(void) {{")
+            out += ["  " + ln for ln in part]
+            out.append("}")
         out += ["", "static int check(const char* label, const uint8_t* got, const uint8_t* exp, unsigned n) {",
                 "  unsigned bad = 0, first = 0;",
                 "  for (unsigned i = 0; i < n; i++) if (got[i] != exp[i]) { if (!bad) first = i; bad++; }",
@@ -380,7 +393,7 @@ class CProgram:
                 "  return bad != 0;", "}", "",
                 "int main(void) {",
                 "  uint64_t t0 = spike_sim_rdcycle();"]
-        out += ["  " + ln for ln in self.body]
+        out += [f"  part_{n}();" for n in range(len(self.parts))]
         out += ["  gemmini_fence();",
                 "  uint64_t t1 = spike_sim_rdcycle();",
                 '  printf("region_cycles=%lu\\n", (unsigned long)(t1 - t0));',
