@@ -17,6 +17,22 @@ from .errors import SimulationError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
+#: The cycle model's parameters (meaning of each: configs/README.md). The extension reads the
+#: same keys from the same file.
+TIMING_KEYS = (
+    "dma_latency",
+    "dma_bytes_per_cycle",
+    "mesh_fill_drain",
+    "compute_rows_per_cycle",
+    "preload_cycles",
+    "command_issue_cycles",
+    "mvout_rows_per_cycle",
+    "load_queue_entries",
+    "execute_queue_entries",
+    "store_queue_entries",
+    "rocc_issue_cycles",
+)
+
 
 @dataclasses.dataclass(frozen=True)
 class GemminiConfig:
@@ -76,4 +92,21 @@ def load_config(name_or_path: str | Path | None = None) -> GemminiConfig:
     unknown = set(raw) - fields
     if unknown:
         raise SimulationError(f"Gemmini configuration {path} has unknown keys {', '.join(sorted(unknown))}")
+    for key in ("dim", "sp_banks", "sp_bank_rows", "acc_banks", "acc_rows", "dma_bus_bytes", "dma_max_bytes"):
+        if not isinstance(raw[key], int) or raw[key] <= 0:
+            raise SimulationError(f"Gemmini configuration {path}: {key} must be a positive integer, not {raw[key]!r}")
+    timing = raw["timing"]
+    if not isinstance(timing, dict):
+        raise SimulationError(f"Gemmini configuration {path}: timing must be an object")
+    unknown_t = set(timing) - set(TIMING_KEYS)
+    missing_t = set(TIMING_KEYS) - set(timing)
+    if unknown_t or missing_t:
+        raise SimulationError(
+            f"Gemmini configuration {path}: timing keys "
+            + (f"unknown: {', '.join(sorted(unknown_t))} " if unknown_t else "")
+            + (f"missing: {', '.join(sorted(missing_t))}" if missing_t else "")
+        )
+    for k, v in timing.items():
+        if not isinstance(v, (int, float)) or v < 0:
+            raise SimulationError(f"Gemmini configuration {path}: timing.{k} must be a non-negative number, not {v!r}")
     return GemminiConfig(path=path, **raw)
