@@ -2,9 +2,9 @@
 
 Plain data in, C out; no knowledge of any scheduler or compiler:
 
-  * `ConvLayer` + `ConvTiling` (tile sizes and the order of the tile loops) ->
-    `conv_tile_calls()` yields the arguments of one LOOP_CONV_WS per tile (pointers as byte
-    offsets into named buffers), `emit_conv()` the C statements issuing them.
+  * `ConvLayer` + `ConvTiling` (tile sizes and the order of the tile loops) -> `emit_conv()`:
+    C statements that run the tiled convolution through the guest header gemmini_conv.h
+    (one LOOP_CONV_WS per tile, computed in the guest, so big layers stay small programs).
   * `MatmulTiling` -> `matmul_tile_calls()` / `emit_matmul()`: one LOOP_WS per tile.
   * `CProgram`: buffers (initialised from numpy arrays or zero), a body, output checks
     against expected arrays; `source()` returns a complete guest program that prints one
@@ -123,161 +123,70 @@ def conv_tile_rows(layer: ConvLayer, cfg: GemminiConfig, tile: dict[str, int]) -
     return sp, acc
 
 
-def conv_tile_calls(layer: ConvLayer, tiling: ConvTiling, cfg: GemminiConfig) -> Iterator[dict]:
-    """Arguments of each LOOP_CONV_WS (byte offsets into input/weights/output/bias buffers).
-
-    Each yielded dict also says whether the tile must spill its partial sums afterwards
-    (`spill`) or restore them before (`restore`), with the accumulator rows involved.
-    """
+def _conv_trips(layer: ConvLayer, tiling: ConvTiling) -> tuple[dict[str, int], dict[str, int]]:
     dims = layer.dims()
     order = list(tiling.order)
     if sorted(order) != sorted(CONV_DIMS):
         raise SimulationError(f"tile loop order must be a permutation of {CONV_DIMS}, got {order}")
-    tile = {d: max(1, min(tiling.tile.get(d, dims[d]), dims[d])) for d in CONV_DIMS}
+    tile = {d: max(1, min(int(tiling.tile.get(d, dims[d])), dims[d])) for d in CONV_DIMS}
     if layer.depthwise:
         tile["kch"] = 1
-    half = cfg.sp_rows // 2 if tiling.double_buffer else cfg.sp_rows
-    sp_rows, acc_rows = conv_tile_rows(layer, cfg, tile)
-    if sp_rows > (cfg.sp_rows // 2) or acc_rows > cfg.acc_rows:
-        raise SimulationError(
-            f"conv tile {tile} needs {sp_rows} scratchpad rows (half: {cfg.sp_rows // 2}) and {acc_rows} accumulator rows ({cfg.acc_rows})")
-    del half
-    counts = {d: _ceil_div(dims[d], tile[d]) for d in CONV_DIMS}
-    red_total = counts["krow"] * counts["kcol"] * counts["kch"]
-    # index sequence in loop order
-    seq = list(itertools.product(*[range(counts[d]) for d in order]))
-    keyed = [dict(zip(order, idx)) for idx in seq]
-    out_key = lambda k: (k["b"], k["orow"], k["ocol"], k["och"])  # noqa: E731
-    red_seen: dict[tuple, int] = {}
-    S = layer.kernel_cols
-    wk = 1 if layer.depthwise else layer.out_channels  # weight row stride (elements)
-    for n, k in enumerate(keyed):
-        ok = out_key(k)
-        step = red_seen.get(ok, 0)
-        red_seen[ok] = step + 1
-        first_red, last_red = step == 0, step == red_total - 1
-        prev_same = n > 0 and out_key(keyed[n - 1]) == ok
-        next_same = n + 1 < len(keyed) and out_key(keyed[n + 1]) == ok
-        b0, pr0, pc0, oc0 = k["b"] * tile["b"], k["orow"] * tile["orow"], k["ocol"] * tile["ocol"], k["och"] * tile["och"]
-        kr0, kc0, kh0 = k["krow"] * tile["krow"], k["kcol"] * tile["kcol"], k["kch"] * tile["kch"]
-        batches = min(tile["b"], dims["b"] - b0)
-        porows = min(tile["orow"], dims["orow"] - pr0)
-        pocols = min(tile["ocol"], dims["ocol"] - pc0)
-        pochs = min(tile["och"], dims["och"] - oc0)
-        krows = min(tile["krow"], dims["krow"] - kr0)
-        kcols = min(tile["kcol"], dims["kcol"] - kc0)
-        kchs = pochs if layer.depthwise else min(tile["kch"], dims["kch"] - kh0)
-        if layer.depthwise:
-            kh0 = oc0
-        if layer.pooled:
-            orow_full = pr0 * layer.pool_stride - layer.pool_padding
-            ocol_full = pc0 * layer.pool_stride - layer.pool_padding
-            orows_full = (porows - 1) * layer.pool_stride + layer.pool_size
-            ocols_full = (pocols - 1) * layer.pool_stride + layer.pool_size
-            pupad, plpad = max(-orow_full, 0), max(-ocol_full, 0)
-            pdpad = max(orow_full + orows_full - layer.out_rows, 0)
-            prpad = max(ocol_full + ocols_full - layer.out_cols, 0)
-            orow0, ocol0 = orow_full + pupad, ocol_full + plpad
-            orows, ocols = orows_full - pupad - pdpad, ocols_full - plpad - prpad
-        else:
-            pupad = plpad = pdpad = prpad = 0
-            orow0, ocol0, orows, ocols = pr0, pc0, porows, pocols
-        irow0 = orow0 * layer.stride - layer.padding + kr0 * layer.dilation
-        icol0 = ocol0 * layer.stride - layer.padding + kc0 * layer.dilation
-        irows = (orows - 1) * layer.stride + (krows - 1) * layer.dilation + 1
-        icols = (ocols - 1) * layer.stride + (kcols - 1) * layer.dilation + 1
-        upad, lpad = max(-irow0, 0), max(-icol0, 0)
-        dpad = max(irow0 + irows - layer.in_rows, 0)
-        rpad = max(icol0 + icols - layer.in_cols, 0)
-        if upad + dpad >= irows or lpad + rpad >= icols:
-            # the whole input window is padding: still a valid tile (all zeros)
-            upad, dpad = min(upad, irows), max(0, min(dpad, irows - upad))
-            lpad, rpad = min(lpad, icols), max(0, min(rpad, icols - lpad))
-        in_off = ((b0 * layer.in_rows + (irow0 + upad)) * layer.in_cols + (icol0 + lpad)) * layer.in_channels + kh0
-        if layer.depthwise:
-            w_off = (kr0 * S + kc0) * layer.in_channels + oc0
-        else:
-            w_off = ((kr0 * S + kc0) * layer.in_channels + kh0) * wk + oc0
-        out_off = ((b0 * layer.pool_out_rows + pr0) * layer.pool_out_cols + pc0) * layer.out_channels + oc0
-        yield dict(
-            batches=batches, porows=porows, pocols=pocols, pochs=pochs, krows=krows, kcols=kcols, kchs=1 if layer.depthwise else kchs,
-            lpad=lpad, rpad=rpad, upad=upad, dpad=dpad, plpad=plpad, prpad=prpad, pupad=pupad, pdpad=pdpad,
-            orows=orows, ocols=ocols, in_off=in_off, w_off=w_off, out_off=out_off, bias_off=oc0 * 4,
-            first=first_red, last=last_red,
-            # accumulator continuity across calls
-            restore=not first_red and not prev_same, spill=not last_red and not next_same,
-            out_index=ok, acc_rows=_ceil_div(pochs, cfg.dim) * batches * orows * ocols,
-            a_spad_id=(n % 2) if tiling.double_buffer else 0, b_spad_id=(n % 2) if tiling.double_buffer else 0,
-        )
+    return tile, {d: _ceil_div(dims[d], tile[d]) for d in CONV_DIMS}
 
 
-def emit_conv(layer: ConvLayer, tiling: ConvTiling, cfg: GemminiConfig, input: str, weights: str, output: str,
-              bias: str | None, partials: str | None = None) -> list[str]:
-    """C statements issuing the tiled convolution (names are uint8_t* expressions).
-
-    `partials` names an int32 scratch buffer of output_bytes()*4 bytes, needed only when the
-    loop order spills partial sums (see conv_tile_calls).
-    """
-    dim = cfg.dim
-    lines = [f"gemmini_extended_config_st({layer.out_channels}, {layer.activation}, {float(layer.scale)!r}f, 0, 0, 0, 0, 0, 0, 0, 0, 0);"]
-    S = layer.kernel_cols
-    slots: dict[tuple, int] = {}
-    next_slot = 0
-    for c in conv_tile_calls(layer, tiling, cfg):
-        out_pixels = c["batches"] * c["orows"] * c["ocols"]
-        spill_base = None
-        if c["spill"] or c["restore"]:
-            if partials is None:
-                raise SimulationError("this tile loop order needs a partial-sum buffer (partials=...)")
-            if c["out_index"] not in slots:
-                slots[c["out_index"]] = next_slot
-                next_slot += c["acc_rows"] * dim * 4
-            spill_base = slots[c["out_index"]]
-        if c["restore"]:
-            lines.append(f"gemmini_extended4_config_ld({dim * 4}, 1.0f, 0, {dim}, 1, 2);")
-            for ob in range(_ceil_div(c["pochs"], dim)):
-                for p0 in range(0, out_pixels, dim):
-                    n = min(dim, out_pixels - p0)
-                    nch = min(dim, c["pochs"] - ob * dim)
-                    row = ob * out_pixels + p0
-                    off = spill_base + (ob * out_pixels + p0) * dim * 4
-                    lines.append(f"gemmini_extended_mvin3({partials} + {off}, {0x80000000 | row}u, {nch}, {n});")
-        if c["first"]:
-            bias_expr = f"{bias} + {c['bias_off']}" if (bias and layer.has_bias) else "(uint8_t*)8"
-            no_bias = 0 if (bias and layer.has_bias) else 1
-        else:
-            bias_expr, no_bias = "0", 0
-        out_expr = f"{output} + {c['out_off']}" if c["last"] else "0"
-        pool = layer.pooled
-        lines.append(
-            "gemmini_loop_conv_ws("
-            f"{layer.batch}, {layer.in_rows}, {layer.in_cols}, {layer.in_channels}, {layer.out_channels}, "
-            f"{layer.out_rows}, {layer.out_cols}, {layer.pool_out_rows}, {layer.pool_out_cols}, "
-            f"{layer.stride}, {layer.padding}, {S}, {layer.dilation}, "
-            f"{layer.pool_size if pool else 0}, {layer.pool_stride if pool else 0}, {layer.pool_padding if pool else 0}, "
-            f"{c['batches']}, {c['porows']}, {c['pocols']}, {c['pochs']}, {c['krows']}, {c['kcols']}, {c['kchs']}, "
-            f"{c['lpad']}, {c['rpad']}, {c['upad']}, {c['dpad']}, {c['plpad']}, {c['prpad']}, {c['pupad']}, {c['pdpad']}, "
-            f"{c['orows']}, {c['ocols']}, {weights} + {c['w_off']}, {out_expr}, {bias_expr}, {input} + {c['in_off']}, "
-            f"{no_bias}, {0 if pool else 1}, 0, 0, 0, {layer.activation}, 0, 0, 0, 0, 0, "
-            f"{layer.in_channels}, {layer.in_channels if layer.depthwise else layer.out_channels}, {layer.out_channels}, "
-            f"{1 if layer.depthwise else 0}, {c['a_spad_id']}, {c['b_spad_id']});")
-        if c["spill"]:
-            lines.append(f"gemmini_config_st({dim * 4});")
-            for ob in range(_ceil_div(c["pochs"], dim)):
-                for p0 in range(0, out_pixels, dim):
-                    n = min(dim, out_pixels - p0)
-                    nch = min(dim, c["pochs"] - ob * dim)
-                    row = ob * out_pixels + p0
-                    off = spill_base + (ob * out_pixels + p0) * dim * 4
-                    lines.append(f"gemmini_extended_mvout({partials} + {off}, {0x80000000 | 0x20000000 | row}u, {nch}, {n});")
-            lines.append(f"gemmini_extended_config_st({layer.out_channels}, {layer.activation}, {float(layer.scale)!r}f, 0, 0, 0, 0, 0, 0, 0, 0, 0);")
-    return lines
+def conv_spills(layer: ConvLayer, tiling: ConvTiling) -> bool:
+    """True if the loop order puts a reduction loop outside an output loop (partial sums spill)."""
+    _, trips = _conv_trips(layer, tiling)
+    seen_red = False
+    for d in tiling.order:
+        if trips[d] <= 1:
+            continue
+        if d in REDUCTION_DIMS:
+            seen_red = True
+        elif seen_red:
+            return True
+    return False
 
 
 def partial_sum_bytes(layer: ConvLayer, tiling: ConvTiling, cfg: GemminiConfig) -> int:
     """Bytes of the int32 partial-sum buffer emit_conv needs (0 if the order never spills)."""
-    tiles = {c["out_index"]: c["acc_rows"] for c in conv_tile_calls(layer, tiling, cfg) if c["spill"] or c["restore"]}
-    return sum(rows * cfg.dim * 4 for rows in tiles.values())
+    if not conv_spills(layer, tiling):
+        return 0
+    tile, trips = _conv_trips(layer, tiling)
+    _, acc_rows = conv_tile_rows(layer, cfg, tile)
+    return trips["b"] * trips["orow"] * trips["ocol"] * trips["och"] * acc_rows * cfg.dim * 4
+
+
+def emit_conv(layer: ConvLayer, tiling: ConvTiling, cfg: GemminiConfig, input: str, weights: str, output: str,
+              bias: str | None, partials: str | None = None, name: str | None = None) -> list[str]:
+    """C statements running the tiled convolution through gemmini_conv.h (one LOOP_CONV_WS per tile).
+
+    Buffer arguments are C expressions of type uint8_t*. `partials` names an int32 scratch
+    buffer of partial_sum_bytes() bytes, needed only when the loop order spills partial sums.
+    """
+    tile, trips = _conv_trips(layer, tiling)
+    sp_rows, acc_rows = conv_tile_rows(layer, cfg, tile)
+    sp_cap = cfg.sp_rows // 2 if tiling.double_buffer else cfg.sp_rows
+    if sp_rows > sp_cap or acc_rows > cfg.acc_rows:
+        raise SimulationError(
+            f"conv tile {tile} needs {sp_rows} scratchpad rows (of {sp_cap}) and {acc_rows} accumulator rows (of {cfg.acc_rows})")
+    if conv_spills(layer, tiling) and partials is None:
+        raise SimulationError("this tile loop order spills partial sums: pass a partials buffer")
+    L = layer
+    name = name or f"conv_{abs(hash((layer, tuple(sorted(tile.items())), tuple(tiling.order)))) % 10**8}"
+    fields = [L.batch, L.in_rows, L.in_cols, L.in_channels, L.out_channels, L.kernel_rows, L.kernel_cols,
+              L.stride, L.padding, L.dilation, int(L.depthwise), L.pool_size if L.pooled else 0, L.pool_stride,
+              L.pool_padding if L.pooled else 0, int(L.has_bias and bias is not None), L.activation]
+    layer_init = ", ".join(str(v) for v in fields) + f", {float(L.scale)!r}f, {L.out_rows}, {L.out_cols}, {L.pool_out_rows}, {L.pool_out_cols}"
+    tiles = ", ".join(str(tile[d]) for d in CONV_DIMS)
+    tr = ", ".join(str(trips[d]) for d in CONV_DIMS)
+    order = ", ".join(str(CONV_DIMS.index(d)) for d in tiling.order)
+    return [
+        f"static const spike_sim_conv_layer_t {name}_layer = {{{layer_init}}};",
+        f"static const spike_sim_conv_tiling_t {name}_tiling = {{{{{tiles}}}, {{{tr}}}, {{{order}}}, {int(tiling.double_buffer)}}};",
+        f"spike_sim_conv(&{name}_layer, &{name}_tiling, (const uint8_t*)({input}), (const uint8_t*)({weights}), "
+        f"(uint8_t*)({output}), {f'(const uint8_t*)({bias})' if bias else '0'}, {f'(uint8_t*)({partials})' if partials else '0'});",
+    ]
 
 
 # ------------------------------------------------------------------------ matmul
@@ -373,7 +282,7 @@ class CProgram:
 
     def source(self) -> str:
         out = ["#include <stdint.h>", "#include <stdio.h>", "#include <string.h>",
-               '#include "gemmini.h"', '#include "spike_sim.h"', ""]
+               '#include "gemmini.h"', '#include "gemmini_conv.h"', '#include "spike_sim.h"', ""]
         for name, size, data in self.buffers:
             if data is None:
                 out.append(f"static uint8_t {name}[{size}] __attribute__((aligned(64)));")
