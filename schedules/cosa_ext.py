@@ -27,7 +27,7 @@ import highspy
 import numpy as np
 
 from .arch import GemminiArch
-from .cost import CASE_FLAGS, CASES, Candidates, Term, build_terms, layer_candidates
+from .cost import CASE_FLAGS, CASES, Candidates, Term, build_terms, layer_candidates, pareto_prune
 from .errors import ScheduleError
 from .exhaustive import SearchPoint
 from .layer import Layer
@@ -45,25 +45,6 @@ class MilpStats:
     lower_bound: float = 0.0
 
 
-def _pareto_prune(cands: Candidates, terms: list[Term]) -> tuple[Candidates, list[Term]]:
-    """Drop every candidate of a group that another candidate of the same group matches or
-    beats in every term (cost and footprint): all terms are products with positive factors
-    and the model is increasing in each, so this loses no optimum."""
-    keep = []
-    for g in range(len(terms[0].values)):
-        V = np.stack([t.values[g] for t in terms], axis=1)  # candidates x terms
-        n = V.shape[0]
-        le = (V[None, :, :] <= V[:, None, :]).all(axis=2)  # le[i, j]: j <= i everywhere
-        eq = (V[None, :, :] == V[:, None, :]).all(axis=2)
-        j_idx = np.arange(n)
-        dominated = (le & ~eq).any(axis=1) | (eq & (j_idx[None, :] < j_idx[:, None])).any(axis=1)
-        keep.append(np.flatnonzero(~dominated))
-    kn, kk, kc, kpr, kqs = keep
-    sub = Candidates(cands.N[kn], cands.K[kk], cands.C[kc], cands.P[kpr], cands.R[kpr], cands.Q[kqs], cands.S[kqs])
-    new_terms = [Term(t.kind, t.name, t.coef, tuple(v[k] for v, k in zip(t.values, keep))) for t in terms]
-    return sub, new_terms
-
-
 class _CaseModel:
     """The OA master MILP of one (case, double_buffer)."""
 
@@ -72,7 +53,7 @@ class _CaseModel:
         self.cands: Candidates = layer_candidates(layer, arch, case)
         w_mult, i_mult = CASE_FLAGS[case]
         terms = build_terms(layer, arch, self.cands, w_mult, i_mult, db)
-        self.cands, self.terms = _pareto_prune(self.cands, terms)
+        self.cands, self.terms = pareto_prune(self.cands, terms)
         self.cap_sp, self.cap_acc = arch.capacity(db)
         self.scale = scale
         sizes = self.cands.sizes()

@@ -36,7 +36,7 @@ at DRAM (partial sums stay in the accumulator), so three loop-order cases matter
 
 Total: single buffering serialises ``compute + dma`` over all tiles; double buffering
 (half of each memory per tile) overlaps them: ``max(compute, dma) + first tile's loads +
-last tile's stores``. Everything is summed over all tiles exactly (ragged ones included).
+full tile's stores`` (an upper bound of the last, possibly ragged, tile's). Everything is summed over all tiles exactly (ragged ones included).
 
 Each term is a product of per-dimension-group factors (groups N, K, C, (P,R), (Q,S)), so
 the sum over all tiles factorises exactly: that is what lets the exhaustive search
@@ -73,25 +73,16 @@ CASE_ORDER = {
 }
 
 
-def dim_candidates(bound: int, dim: int, full: bool = False) -> np.ndarray:
-    """Tile sizes searched for one dimension of extent ``bound``: for every trip count T the
-    smallest and the largest tile with T trips, every multiple of DIM, and the bound. (Within
-    one trip count, a tile strictly between them changes no DIM-block count and only grows
-    the footprint.) ``full``: only the whole bound."""
+def dim_candidates(bound: int, dim: int, full: bool = False, blocked: bool = False) -> np.ndarray:
+    """Every tile size of one dimension of extent ``bound`` (``full``: only the bound).
+    ``blocked`` (K and C, split into DIM blocks on the mesh): above DIM only multiples of DIM
+    and the bound -- the channel tiles a mapping can express."""
     if full:
         return np.array([bound], dtype=np.int64)
-    vals = {bound}
-    for T in range(1, bound + 1):
-        lo = -(-bound // T)
-        vals.add(lo)
-        if T > 1:
-            hi = -(-bound // (T - 1)) - 1
-            if hi >= lo:
-                vals.add(hi)
-        if lo == 1:
-            break
-    vals.update(range(dim, bound + 1, dim))
-    return np.array(sorted(vals), dtype=np.int64)
+    if blocked:
+        vals = set(range(1, min(bound, dim) + 1)) | set(range(dim, bound + 1, dim)) | {bound}
+        return np.array(sorted(vals), dtype=np.int64)
+    return np.arange(1, bound + 1, dtype=np.int64)
 
 
 @dataclasses.dataclass
@@ -125,19 +116,17 @@ class Candidates:
 
 
 def layer_candidates(layer: Layer, arch: GemminiArch, case: str) -> Candidates:
-    """The search space of one loop-order case (kouter / kinner keep C, R, S whole)."""
+    """Every tiling of one loop-order case (kouter / kinner keep C, R, S whole), before
+    pruning (see :func:`pareto_prune`)."""
     reduce_full = case != "red"
     dim = arch.dim
     n = dim_candidates(layer.N, dim)
-    k = dim_candidates(layer.K, dim)
-    c = dim_candidates(layer.C, dim, full=reduce_full)
+    k = dim_candidates(layer.K, dim, blocked=True)
+    c = dim_candidates(layer.C, dim, full=reduce_full, blocked=True)
     p = dim_candidates(layer.P, dim)
     q = dim_candidates(layer.Q, dim)
-    r = np.array([layer.R]) if reduce_full else np.arange(1, layer.R + 1)
-    s = np.array([layer.S]) if reduce_full else np.arange(1, layer.S + 1)
-    if not reduce_full:  # keep only the smallest/largest tile per trip count for R and S too
-        r = dim_candidates(layer.R, 1 << 30)
-        s = dim_candidates(layer.S, 1 << 30)
+    r = dim_candidates(layer.R, dim, full=reduce_full)
+    s = dim_candidates(layer.S, dim, full=reduce_full)
     P, R = (a.ravel() for a in np.meshgrid(p, r, indexing="ij"))
     Q, S = (a.ravel() for a in np.meshgrid(q, s, indexing="ij"))
     return Candidates(n, k, c, P, R, Q, S)
@@ -263,16 +252,40 @@ def build_terms(
             add("edge", "first_bias", beat, n, _ceil(4 * k, bus), one(c), p, q)
             add("edge", "first_bias_mvins", issue, rn(n), kb(k), one(c), rp(p), rq(q))
         add("edge", "first_latency", t["dma_latency"], one(n), one(k), one(c), one(p), one(q))
-        n, k, p, q = N.l, K.l, P.l, Q.l
-        add("edge", "last_outputs", beat, n, _ceil(k, bus), one(C.t), p, q)
-        add("edge", "last_mvouts", issue, rn(n), kb(k), one(C.t), rp(p), rq(q))
-        add("edge", "last_acc_reads", 1 / t["mvout_rows_per_cycle"], n, kb(k), one(C.t), p, q)
+        # (the drain is costed as one full tile's stores: an upper bound when the last tile is ragged)
+        add("edge", "drain_outputs", beat, n, _ceil(k, bus), one(c), p, q)
+        add("edge", "drain_mvouts", issue, rn(n), kb(k), one(c), rp(p), rq(q))
+        add("edge", "drain_acc_reads", 1 / t["mvout_rows_per_cycle"], n, kb(k), one(c), p, q)
     # footprints of the full tile, in rows
     n, k, c, p, r, q, s = N.t, K.t, C.t, P.t, R.t, Q.t, S.t
     add("sp_w", "weight_rows", 1, one(n), kb(k), c, r, s)
     add("sp_i", "input_rows", 1, n, one(k), kb(c), ih(p, r), iw(q, s))
     add("acc", "acc_rows", 1, n, kb(k), one(c), p, q)
     return terms
+
+
+def pareto_prune(cands: Candidates, terms: list[Term], keep_idx: bool = False):
+    """Drop every candidate of a group that another candidate of the same group matches or
+    beats in every term (cycle terms and footprints). Exact: every term is a product of
+    positive per-group factors, the cycle count is non-decreasing in every term and the
+    capacity constraints too, so a dominated candidate is never needed for an optimum."""
+    keep = []
+    for g in range(len(terms[0].values)):
+        V = np.stack([t.values[g] for t in terms], axis=1)  # candidates x terms
+        V = np.unique(V, axis=0, return_index=True)
+        rows, first = V
+        n = rows.shape[0]
+        dominated = np.zeros(n, dtype=bool)
+        for start in range(0, n, 256):  # blocks of rows bound the memory (n x 256 x terms)
+            blk = rows[start:start + 256]
+            le = (rows[None, :, :] <= blk[:, None, :]).all(axis=2)  # le[i, j]: row j <= row i
+            lt = le & (rows[None, :, :] < blk[:, None, :]).any(axis=2)
+            dominated[start:start + 256] = lt.any(axis=1)
+        keep.append(np.sort(first[~dominated]))
+    kn, kk, kc, kpr, kqs = keep
+    sub = Candidates(cands.N[kn], cands.K[kk], cands.C[kc], cands.P[kpr], cands.R[kpr], cands.Q[kqs], cands.S[kqs])
+    new_terms = [Term(t.kind, t.name, t.coef, tuple(v[k] for v, k in zip(t.values, keep))) for t in terms]
+    return sub, new_terms
 
 
 def _shape(g: int) -> tuple[int, ...]:
@@ -329,6 +342,8 @@ def order_flags(tiling: GemminiTiling) -> tuple[frozenset[str], frozenset[str]]:
 
     def outer_irrelevant(relevant: str, candidates: str) -> frozenset[str]:
         inner = max((i for i, d in enumerate(order) if d in relevant), default=-1)
+        if inner < 0:  # no loop indexes the tensor: loaded once
+            return frozenset()
         return frozenset(d for d in order[:inner] if d in candidates)
 
     return outer_irrelevant("GKCRS", "NPQ"), outer_irrelevant("GNCPQRS", "K")

@@ -1,8 +1,10 @@
-"""Exact reference: every candidate tiling of every loop-order case, with and without double
-buffering, evaluated under the cycle model (numpy, whole grids at once).
+"""Exact reference: every tiling of every loop-order case, with and without double buffering,
+evaluated under the cycle model (numpy, whole grids at once).
 
-The candidate tile sizes per dimension are those of :func:`schedules.cost.dim_candidates`;
-tests check on small layers that searching every tile size 1..bound finds nothing better.
+Every tile size of every dimension is considered (K and C above DIM: multiples of DIM or the
+bound, what a mapping can express); per dimension group, candidates dominated in every term
+are dropped first (exact: :func:`schedules.cost.pareto_prune`); tests check on small layers
+that the unpruned brute force finds the same optimum.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 import numpy as np
 
 from .arch import GemminiArch
-from .cost import CASE_FLAGS, CASES, Candidates, build_terms, layer_candidates, term_grid, total_cycles
+from .cost import CASE_FLAGS, CASES, Candidates, build_terms, layer_candidates, pareto_prune, term_grid, total_cycles
 from .errors import ScheduleError
 from .layer import Layer
 
@@ -46,11 +48,14 @@ def _red_mask(layer: Layer, cands: Candidates, k_slice: slice) -> np.ndarray:
 
 
 def best_in_case(layer: Layer, arch: GemminiArch, case: str, double_buffer: bool,
-                 cands: Candidates | None = None, cutoff: float = np.inf) -> SearchPoint | None:
-    """The best feasible tiling of one case (None if nothing fits below ``cutoff``)."""
+                 cands: Candidates | None = None, cutoff: float = np.inf, prune: bool = True) -> SearchPoint | None:
+    """The best feasible tiling of one case (None if nothing fits below ``cutoff``).
+    ``prune``: drop per-group dominated candidates first (exact, see cost.pareto_prune)."""
     cands = cands or layer_candidates(layer, arch, case)
     w_mult, i_mult = CASE_FLAGS[case]
     terms = build_terms(layer, arch, cands, w_mult, i_mult, double_buffer)
+    if prune:
+        cands, terms = pareto_prune(cands, terms)
     cap_sp, cap_acc = arch.capacity(double_buffer)
     sizes = cands.sizes()
     per_k = max(1, sizes[0] * sizes[2] * sizes[3] * sizes[4])
@@ -97,17 +102,19 @@ def exhaustive_search(layer: Layer, arch: GemminiArch, max_points: float = 5e7) 
 
 
 def brute_force(layer: Layer, arch: GemminiArch) -> SearchPoint:
-    """Every tile size 1..bound of every dimension (tiny layers only: tests use it to check
-    that the candidate sets lose nothing)."""
+    """Every tile size 1..bound of every dimension (K and C above DIM: multiples of DIM or the
+    bound, what a mapping can express); tiny layers only: tests use it to check that the
+    candidate sets lose nothing."""
     best: SearchPoint | None = None
     for case in CASES:
         full = case != "red"
         ar = lambda b, whole: np.array([b]) if whole else np.arange(1, b + 1)  # noqa: E731
         p, r = (a.ravel() for a in np.meshgrid(ar(layer.P, False), ar(layer.R, full), indexing="ij"))
         q, s = (a.ravel() for a in np.meshgrid(ar(layer.Q, False), ar(layer.S, full), indexing="ij"))
-        cands = Candidates(ar(layer.N, False), ar(layer.K, False), ar(layer.C, full), p, r, q, s)
+        blocked = lambda b, whole: np.array([t for t in ar(b, whole) if t <= arch.dim or t % arch.dim == 0 or t == b])  # noqa: E731
+        cands = Candidates(ar(layer.N, False), blocked(layer.K, False), blocked(layer.C, full), p, r, q, s)
         for db in (False, True):
-            pt = best_in_case(layer, arch, case, db, cands)
+            pt = best_in_case(layer, arch, case, db, cands, prune=False)
             if pt is not None and (best is None or pt.cycles < best.cycles):
                 best = pt
     if best is None:

@@ -112,6 +112,14 @@ def tiled_conv_auto(layer: Layer, arch: GemminiArch) -> Mapping:
                 args = cand
                 grown = True
     tile = dict(zip(names, args))
+    # The library may grow a channel bound to a non-multiple of DIM (e.g. 568); such a tile
+    # costs as many mesh blocks as the multiple below it plus one partial block, and our
+    # mappings express channel tiles above DIM as DIM multiples: round down (never worse
+    # under the cycle model, and the smaller tile still fits).
+    for d in ("K", "C"):
+        b = getattr(layer, d)
+        if tile[d] > dim and tile[d] % dim and tile[d] != b:
+            tile[d] -= tile[d] % dim
     return Mapping.for_gemmini(layer, tile, CONV_ORDER, dim=dim, double_buffer=True)
 
 

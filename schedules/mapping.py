@@ -227,6 +227,10 @@ class Mapping:
         for d in DIMS:
             if t[d] < 1:
                 raise ScheduleError(f"tile {d}={t[d]} must be >= 1")
+        for d in ("K", "C"):
+            if t[d] > dim and t[d] % dim and t[d] != bounds[d]:
+                raise ScheduleError(f"tile {d}={t[d]} cannot be expressed on a {dim}-wide mesh: above DIM, "
+                                    f"K and C tiles are multiples of DIM or the whole bound ({bounds[d]})")
         trips = {d: -(-bounds[d] // t[d]) for d in DIMS}
         order = list(dict.fromkeys(order))
         bad = [d for d in order if d not in DIMS]
