@@ -1,0 +1,350 @@
+"""TE definitions of the integer operators, with TFLite's reference arithmetic.
+
+One definition per operator kind, used on every target: the CPU path compiles them with
+LLVM, the C emitter gets their C from TVM's ``c`` target. Each ``build_*`` function returns
+a TIR PrimFunc whose parameters are the activation inputs, then the constant inputs, then the
+output. Integer accumulations are int32 (as TFLite), requantization uses int64
+intermediates exactly as gemmlowp's SaturatingRoundingDoublingHighMul and
+RoundingDivideByPOT do.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import tvm
+from tvm import te, tirx
+
+I32 = "int32"
+I64 = "int64"
+
+
+def _i64(x):
+    return tirx.Cast(I64, x) if not isinstance(x, int) else tirx.const(x, I64)
+
+
+def requantize_expr(acc, multiplier, shift):
+    """MultiplyByQuantizedMultiplier(acc, multiplier, shift) as a TIR expression (int32).
+
+    ``acc``, ``multiplier``, ``shift`` are int32 expressions; shift > 0 shifts left first.
+    The multiplier is never negative, so the rounding nudge of the doubling high multiply
+    follows the sign of x. (Repeated sub-expressions are left to the C compiler's CSE:
+    ``tirx.Let`` here upsets TVM's bound analysis.)
+    """
+    zero = tirx.const(0, I32)
+    one = tirx.const(1, I32)
+    left = tirx.max(shift, zero)
+    right = tirx.max(zero - shift, zero)
+    # x * (1 << left) wraps in int32 as the C++ does in practice.
+    x = tirx.Cast(I32, _i64(acc) << _i64(left))
+    nudge = tirx.Select(x >= zero, tirx.const(1 << 30, I64), tirx.const(1 - (1 << 30), I64))
+    hi = tirx.Cast(I32, tirx.truncdiv(_i64(x) * _i64(multiplier) + nudge, tirx.const(1 << 31, I64)))
+    mask = (one << right) - one
+    threshold = (mask >> one) + tirx.Select(hi < zero, one, zero)
+    return (hi >> right) + tirx.Select(tirx.bitwise_and(hi, mask) > threshold, one, zero)
+
+
+def clamp_i8(x, lo: int, hi: int, dtype="int8"):
+    return tirx.Cast(dtype, tirx.min(tirx.max(x, tirx.const(lo, I32)), tirx.const(hi, I32)))
+
+
+def _finish(tensors, inline_stages: Sequence[str] = (), compute_at: Sequence[tuple[str, str]] = ()):
+    """create_prim_func + a minimal schedule: reductions computed at their consumer's
+    innermost loop (a scalar accumulator instead of a whole int32 tensor)."""
+    func = te.create_prim_func(list(tensors))
+    if compute_at or inline_stages:
+        sch = tvm.s_tir.Schedule(func)
+        for producer, consumer in compute_at:
+            loops = sch.get_loops(sch.get_sblock(consumer))
+            sch.compute_at(sch.get_sblock(producer), loops[-1])
+        for name in inline_stages:
+            sch.compute_inline(sch.get_sblock(name))
+        func = sch.mod["main"]
+    return func.without_attr("global_symbol")
+
+
+def build_conv2d(data_shape, weight_shape, out_shape, a: dict):
+    """Grouped NHWC conv2d, weight HWIO (I = C_in / groups). Depthwise: groups == C_in."""
+    n_, h_, w_, c_ = data_shape
+    kh_, kw_, i_, o_ = weight_shape
+    sh, sw = a["strides"]
+    dh, dw = a["dilation"]
+    pt, pl = a["padding"][0], a["padding"][1]
+    groups = a["groups"]
+    out_per_group = o_ // groups
+    izp, wzp = a["input_zero_point"], a.get("weight_zero_point", 0)
+    data = te.placeholder(data_shape, "int8", name="data")
+    weight = te.placeholder(weight_shape, "int8", name="weight")
+    bias = te.placeholder((o_,), I32, name="bias")
+    mult = te.placeholder((o_,), I32, name="multiplier")
+    shift = te.placeholder((o_,), I32, name="shift")
+    rkh = te.reduce_axis((0, kh_), name="kh")
+    rkw = te.reduce_axis((0, kw_), name="kw")
+    ric = te.reduce_axis((0, i_), name="ic")
+
+    def acc_fn(n, y, x, o):
+        iy = y * sh + rkh * dh - pt
+        ix = x * sw + rkw * dw - pl
+        c = (o // out_per_group) * i_ + ric if groups > 1 else ric
+        inside = tirx.all(iy >= 0, iy < h_, ix >= 0, ix < w_)
+        xv = tirx.if_then_else(inside, tirx.Cast(I32, data[n, iy, ix, c]) - izp, tirx.const(0, I32))
+        wv = tirx.Cast(I32, weight[rkh, rkw, ric, o]) - wzp if wzp else tirx.Cast(I32, weight[rkh, rkw, ric, o])
+        return te.sum(xv * wv, axis=[rkh, rkw, ric])
+
+    acc = te.compute(out_shape, acc_fn, name="acc")
+    out = te.compute(
+        out_shape,
+        lambda n, y, x, o: clamp_i8(
+            requantize_expr(acc[n, y, x, o] + bias[o], mult[o], shift[o]) + a["output_zero_point"],
+            a["act_min"], a["act_max"]),
+        name="out",
+    )
+    return _finish([data, weight, bias, mult, shift, out], compute_at=[("acc", "out")])
+
+
+def build_dense(data_shape, weight_shape, out_shape, a: dict):
+    """data [N, K] int8, weight [K, M] int8, per-output-channel requantization."""
+    k_ = data_shape[1]
+    m_ = weight_shape[1]
+    izp, wzp = a["input_zero_point"], a.get("weight_zero_point", 0)
+    data = te.placeholder(data_shape, "int8", name="data")
+    weight = te.placeholder(weight_shape, "int8", name="weight")
+    bias = te.placeholder((m_,), I32, name="bias")
+    mult = te.placeholder((m_,), I32, name="multiplier")
+    shift = te.placeholder((m_,), I32, name="shift")
+    rk = te.reduce_axis((0, k_), name="k")
+    acc = te.compute(
+        out_shape,
+        lambda n, m: te.sum((tirx.Cast(I32, data[n, rk]) - izp) * (tirx.Cast(I32, weight[rk, m]) - wzp), axis=rk),
+        name="acc",
+    )
+    out = te.compute(
+        out_shape,
+        lambda n, m: clamp_i8(
+            requantize_expr(acc[n, m] + bias[m], mult[m], shift[m]) + a["output_zero_point"],
+            a["act_min"], a["act_max"]),
+        name="out",
+    )
+    return _finish([data, weight, bias, mult, shift, out], compute_at=[("acc", "out")])
+
+
+def _broadcast_index(shape, out_shape, idx):
+    """Index into a tensor of ``shape`` broadcast (numpy rules) to ``out_shape``."""
+    off = len(out_shape) - len(shape)
+    return [0 if shape[d] == 1 and out_shape[d + off] != 1 else idx[d + off] for d in range(len(shape))]
+
+
+def build_add(a_shape, b_shape, out_shape, a: dict):
+    """TFLite int8 ADD: both inputs rescaled to a common 2^left_shift-scaled domain, summed,
+    rescaled to the output. Each rescaled input is its own stage (a scalar in the output loop)
+    so that the requantization expressions do not nest."""
+    x = te.placeholder(a_shape, "int8", name="lhs")
+    y = te.placeholder(b_shape, "int8", name="rhs")
+    ls = tirx.const(1 << a["left_shift"], I32)
+
+    def scaled(t, shape, zp, mult, shift):
+        return lambda *idx: requantize_expr(
+            (tirx.Cast(I32, t[tuple(_broadcast_index(shape, out_shape, idx))]) - zp) * ls,
+            tirx.const(mult, I32), tirx.const(shift, I32))
+
+    sx = te.compute(out_shape, scaled(x, a_shape, a["lhs_zero_point"], a["lhs_multiplier"], a["lhs_shift"]), name="lhs_scaled")
+    sy = te.compute(out_shape, scaled(y, b_shape, a["rhs_zero_point"], a["rhs_multiplier"], a["rhs_shift"]), name="rhs_scaled")
+    out = te.compute(
+        out_shape,
+        lambda *i: clamp_i8(
+            requantize_expr(sx[i] + sy[i], tirx.const(a["output_multiplier"], I32), tirx.const(a["output_shift"], I32))
+            + a["output_zero_point"], a["act_min"], a["act_max"]),
+        name="out",
+    )
+    return _finish([x, y, out], compute_at=[("lhs_scaled", "out"), ("rhs_scaled", "out")])
+
+
+def build_mul(a_shape, b_shape, out_shape, a: dict):
+    x = te.placeholder(a_shape, "int8", name="lhs")
+    y = te.placeholder(b_shape, "int8", name="rhs")
+
+    def fn(*idx):
+        xa = tirx.Cast(I32, x[tuple(_broadcast_index(a_shape, out_shape, idx))]) - a["lhs_zero_point"]
+        yb = tirx.Cast(I32, y[tuple(_broadcast_index(b_shape, out_shape, idx))]) - a["rhs_zero_point"]
+        raw = requantize_expr(xa * yb, tirx.const(a["output_multiplier"], I32), tirx.const(a["output_shift"], I32))
+        return clamp_i8(raw + a["output_zero_point"], a["act_min"], a["act_max"])
+
+    out = te.compute(out_shape, fn, name="out")
+    return _finish([x, y, out])
+
+
+def _pool_window(a, h_, w_, y, x, rkh, rkw):
+    sh, sw = a["strides"]
+    pt, pl = a["padding"][0], a["padding"][1]
+    iy = y * sh + rkh - pt
+    ix = x * sw + rkw - pl
+    return iy, ix, tirx.all(iy >= 0, iy < h_, ix >= 0, ix < w_)
+
+
+def build_avg_pool2d(data_shape, out_shape, a: dict):
+    """TFLite int8 AVERAGE_POOL_2D: sum of the in-bounds window / their count, rounded half
+    away from zero."""
+    _, h_, w_, _ = data_shape
+    ph, pw = a["pool_size"]
+    data = te.placeholder(data_shape, "int8", name="data")
+    rkh = te.reduce_axis((0, ph), name="kh")
+    rkw = te.reduce_axis((0, pw), name="kw")
+
+    def sum_fn(n, y, x, c):
+        iy, ix, inside = _pool_window(a, h_, w_, y, x, rkh, rkw)
+        return te.sum(tirx.if_then_else(inside, tirx.Cast(I32, data[n, iy, ix, c]), tirx.const(0, I32)), axis=[rkh, rkw])
+
+    total = te.compute(out_shape, sum_fn, name="acc")
+    sh, sw = a["strides"]
+    pt, pl = a["padding"][0], a["padding"][1]
+
+    def count(y, x):
+        y0 = y * sh - pt
+        x0 = x * sw - pl
+        hy = tirx.min(y0 + ph, h_) - tirx.max(y0, 0)
+        wx = tirx.min(x0 + pw, w_) - tirx.max(x0, 0)
+        return hy * wx
+
+    def out_fn(n, y, x, c):
+        cnt = count(y, x)
+        s = total[n, y, x, c]
+        half = tirx.truncdiv(cnt, 2)
+        q = tirx.Select(s > 0, tirx.truncdiv(s + half, cnt), tirx.truncdiv(s - half, cnt))
+        return clamp_i8(q, a["act_min"], a["act_max"])
+
+    out = te.compute(out_shape, out_fn, name="out")
+    return _finish([data, out], compute_at=[("acc", "out")])
+
+
+def build_max_pool2d(data_shape, out_shape, a: dict):
+    _, h_, w_, _ = data_shape
+    ph, pw = a["pool_size"]
+    data = te.placeholder(data_shape, "int8", name="data")
+    rkh = te.reduce_axis((0, ph), name="kh")
+    rkw = te.reduce_axis((0, pw), name="kw")
+
+    def max_fn(n, y, x, c):
+        iy, ix, inside = _pool_window(a, h_, w_, y, x, rkh, rkw)
+        return te.max(tirx.if_then_else(inside, tirx.Cast(I32, data[n, iy, ix, c]), tirx.const(-128, I32)), axis=[rkh, rkw])
+
+    m = te.compute(out_shape, max_fn, name="acc")
+    out = te.compute(out_shape, lambda *i: clamp_i8(m[i], a["act_min"], a["act_max"]), name="out")
+    return _finish([data, out], compute_at=[("acc", "out")])
+
+
+def build_pad(data_shape, out_shape, a: dict, dtype="int8"):
+    before = a["pad_before"]
+    data = te.placeholder(data_shape, dtype, name="data")
+
+    def fn(*idx):
+        src = [idx[d] - before[d] for d in range(len(idx))]
+        inside = tirx.all(*[tirx.all(src[d] >= 0, src[d] < data_shape[d]) for d in range(len(idx))])
+        return tirx.if_then_else(inside, data[tuple(src)], tirx.const(a["pad_value"], dtype))
+
+    out = te.compute(out_shape, fn, name="out")
+    return _finish([data, out])
+
+
+def build_mean(data_shape, out_shape, a: dict):
+    """TFLite int8 MEAN over H and W of an NHWC tensor (reference kernel): int32 sum of
+    (x - in_zp), rescaled by in_scale / out_scale, divided by the count rounding half away
+    from zero, + out_zp, clamped."""
+    n_, h_, w_, c_ = data_shape
+    data = te.placeholder(data_shape, "int8", name="data")
+    ry = te.reduce_axis((0, h_), name="y")
+    rx = te.reduce_axis((0, w_), name="x")
+    izp = a["input_zero_point"]
+    total = te.compute((n_, c_), lambda n, c: te.sum(tirx.Cast(I32, data[n, ry, rx, c]) - izp, axis=[ry, rx]), name="acc")
+    count = tirx.const(h_ * w_, I32)
+    half = tirx.const((h_ * w_) // 2, I32)
+
+    def out_fn(*idx):
+        n, c = idx[0], idx[-1]
+        r = requantize_expr(total[n, c], tirx.const(a["multiplier"], I32), tirx.const(a["shift"], I32))
+        q = tirx.Select(r > 0, tirx.truncdiv(r + half, count), tirx.truncdiv(r - half, count))
+        return clamp_i8(q + a["output_zero_point"], -128, 127)
+
+    out = te.compute(out_shape, out_fn, name="out")
+    return _finish([data, out])
+
+
+def build_softmax(data_shape, out_shape, a: dict):
+    """TFLite int8 SOFTMAX (the interpreter's optimized kernel): a 256-entry float exp table
+    indexed by max - x, float normaliser, round half away from zero."""
+    last = data_shape[-1]
+    outer = data_shape[:-1]
+    data = te.placeholder(data_shape, "int8", name="data")
+    table = te.placeholder((256,), "float32", name="exp_table")
+    rj = te.reduce_axis((0, last), name="j")
+    mx = te.compute(outer, lambda *i: te.max(tirx.Cast(I32, data[i + (rj,)]), axis=rj), name="row_max")
+    rj2 = te.reduce_axis((0, last), name="j2")
+    ssum = te.compute(outer, lambda *i: te.sum(table[mx[i] - tirx.Cast(I32, data[i + (rj2,)])], axis=rj2), name="row_sum")
+    out_scale = tirx.const(a["output_scale"], "float32")
+
+    def out_fn(*idx):
+        i = idx[:-1]
+        inv = tirx.const(1.0, "float32") / (ssum[i] * out_scale)
+        prob = table[mx[i] - tirx.Cast(I32, data[idx])] * inv
+        q = tirx.Cast(I32, tirx.round(prob)) + a["output_zero_point"]
+        return clamp_i8(q, -128, 127)
+
+    out = te.compute(out_shape, out_fn, name="out")
+    return _finish([data, table, out])
+
+
+def build_quantize(data_shape, a: dict):
+    """QUANTIZE float32 -> int8: round(x / scale) half away from zero, + zero point, clamp."""
+    data = te.placeholder(data_shape, "float32", name="data")
+    scale = tirx.const(a["scale"], "float32")
+    out = te.compute(
+        data_shape,
+        lambda *i: clamp_i8(tirx.Cast(I32, tirx.round(data[i] / scale)) + a["zero_point"], -128, 127),
+        name="out",
+    )
+    return _finish([data, out])
+
+
+def build_requantize(data_shape, a: dict):
+    """QUANTIZE int8 -> int8 (rescale)."""
+    data = te.placeholder(data_shape, "int8", name="data")
+    out = te.compute(
+        data_shape,
+        lambda *i: clamp_i8(
+            requantize_expr(tirx.Cast(I32, data[i]) - a["input_zero_point"],
+                            tirx.const(a["multiplier"], I32), tirx.const(a["shift"], I32))
+            + a["output_zero_point"], a["act_min"], a["act_max"]),
+        name="out",
+    )
+    return _finish([data, out])
+
+
+def build_dequantize(data_shape, a: dict, dtype="int8"):
+    """DEQUANTIZE int8 -> float32: scale * (q - zero_point)."""
+    data = te.placeholder(data_shape, dtype, name="data")
+    scale = tirx.const(a["scale"], "float32")
+    out = te.compute(
+        data_shape,
+        lambda *i: scale * tirx.Cast("float32", tirx.Cast(I32, data[i]) - a["zero_point"]),
+        name="out",
+    )
+    return _finish([data, out])
+
+
+def build_concat(shapes, out_shape, a: dict, dtype="int8"):
+    axis = a["axis"]
+    ins = [te.placeholder(s, dtype, name=f"in{k}") for k, s in enumerate(shapes)]
+    offsets = [0]
+    for s in shapes:
+        offsets.append(offsets[-1] + s[axis])
+
+    def fn(*idx):
+        val = None
+        for k in reversed(range(len(ins))):
+            src = list(idx)
+            src[axis] = idx[axis] - offsets[k]
+            v = ins[k][tuple(src)]
+            val = v if val is None else tirx.if_then_else(idx[axis] >= offsets[k], v, val)
+        return val
+
+    out = te.compute(out_shape, fn, name="out")
+    return _finish(ins + [out])
