@@ -223,6 +223,9 @@ def cosa_ext_search(layer: Layer, arch: GemminiArch, incumbent: SearchPoint | No
                 stats.proven = False
                 lbs.append(-math.inf)
                 continue
+            if min(arch.capacity(db)) < 1:  # not even one row per tile: nothing fits
+                lbs.append(math.inf)
+                continue
             model = _CaseModel(layer, arch, case, db, scale, remaining)
             stats.milps += 1
             case_lb = -math.inf

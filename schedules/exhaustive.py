@@ -48,14 +48,19 @@ def _red_mask(layer: Layer, cands: Candidates, k_slice: slice) -> np.ndarray:
 
 
 def best_in_case(layer: Layer, arch: GemminiArch, case: str, double_buffer: bool,
-                 cands: Candidates | None = None, cutoff: float = np.inf, prune: bool = True) -> SearchPoint | None:
+                 cands: Candidates | None = None, cutoff: float = np.inf, prune: bool = True,
+                 max_points: float = np.inf) -> SearchPoint | None:
     """The best feasible tiling of one case (None if nothing fits below ``cutoff``).
-    ``prune``: drop per-group dominated candidates first (exact, see cost.pareto_prune)."""
+    ``prune``: drop per-group dominated candidates first (exact, see cost.pareto_prune).
+    Raises SearchLimitExceeded if more than ``max_points`` tilings remain to evaluate."""
     cands = cands or layer_candidates(layer, arch, case)
     w_mult, i_mult = CASE_FLAGS[case]
     terms = build_terms(layer, arch, cands, w_mult, i_mult, double_buffer)
     if prune:
         cands, terms = pareto_prune(cands, terms)
+    if cands.n_points > max_points:
+        raise SearchLimitExceeded(f"exhaustive search of {layer.label} would evaluate {cands.n_points} tilings "
+                                  f"in case {case} (limit {int(max_points)})")
     cap_sp, cap_acc = arch.capacity(double_buffer)
     sizes = cands.sizes()
     per_k = max(1, sizes[0] * sizes[2] * sizes[3] * sizes[4])
@@ -83,16 +88,15 @@ def best_in_case(layer: Layer, arch: GemminiArch, case: str, double_buffer: bool
 
 
 def exhaustive_search(layer: Layer, arch: GemminiArch, max_points: float = 5e7) -> tuple[SearchPoint, int]:
-    """The optimum over all cases and double buffering on/off; returns (best, points searched).
-    Raises SearchLimitExceeded if the space exceeds ``max_points``, ScheduleError if nothing fits."""
+    """The optimum over all cases and double buffering on/off; returns (best, number of tilings
+    covered). Raises SearchLimitExceeded if a case leaves more than ``max_points`` tilings to
+    evaluate after pruning, ScheduleError if nothing fits."""
     n = space_size(layer, arch)
-    if n > max_points:
-        raise SearchLimitExceeded(f"exhaustive search space of {layer.label} has {n} points (limit {int(max_points)})")
     best: SearchPoint | None = None
     for case in CASES:
         cands = layer_candidates(layer, arch, case)
         for db in (False, True):
-            p = best_in_case(layer, arch, case, db, cands)
+            p = best_in_case(layer, arch, case, db, cands, max_points=max_points)
             if p is not None and (best is None or p.cycles < best.cycles):
                 best = p
     if best is None:

@@ -216,7 +216,7 @@ class Mapping:
         ``tile``: tile size per dimension (missing = whole bound; G is always 1 per tile);
         ``order``: DRAM loop order, outermost first (dimensions not named follow in
         N K P Q C R S G order; only loops with more than one trip are printed).
-        Canonical form: ``L3[WIO] <tile loops> - L2[WI] K<k>X - L1[O] K.. C.. R.. S.. C<c>X - L0[W] N.. P.. Q..``
+        Canonical form: ``L3[WIO] <tile loops> - L2[WI] - L1[O] K.. C.. R.. S.. K<k>X C<c>X - L0[W] N.. P.. Q..``
         (weights stationary in the PEs while the tile's pixels stream).
         """
         bounds = dict(layer.bounds if isinstance(layer, Layer) else layer)
@@ -241,9 +241,11 @@ class Mapping:
         ks = min(dim, t["K"])
         cs = min(dim, t["C"])
         kt, ct = -(-t["K"] // ks), -(-t["C"] // cs)
-        l2 = (Loop("K", ks, True),) if ks > 1 else ()
+        # The spatial factors are innermost (a DIM block of K / C is spread over the mesh, the
+        # temporal K / C loops step over blocks), so ragged channel tiles keep ceil semantics.
+        l2: tuple[Loop, ...] = ()
         l1 = tuple(Loop(d, f) for d, f in (("K", kt), ("C", ct), ("R", t["R"]), ("S", t["S"])) if f > 1)
-        l1 += (Loop("C", cs, True),) if cs > 1 else ()
+        l1 += tuple(Loop(d, f, True) for d, f in (("K", ks), ("C", cs)) if f > 1)
         l0 = tuple(Loop(d, t[d]) for d in ("N", "P", "Q") if t[d] > 1)
         levels = (
             Level("L3", "WIO", dram),

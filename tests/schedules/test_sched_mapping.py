@@ -40,7 +40,7 @@ def test_parse_example_and_gemmini_view():
 def test_ragged_tiles():
     layer = parse_layer("conv:C=64,K=100,P=56,Q=56,R=3,S=3,pad=1")
     m = Mapping.for_gemmini(layer, {"K": 48, "P": 19}, ["K", "P"], dim=16, double_buffer=True)
-    assert str(m) == "L3[WIO] K3 P3 - L2[WI:db] K16X - L1[O:db] K3 C4 R3 S3 C16X - L0[W] P19 Q56"
+    assert str(m) == "L3[WIO] K3 P3 - L2[WI:db] - L1[O:db] K3 C4 R3 S3 K16X C16X - L0[W] P19 Q56"
     g = m.gemmini()
     assert g.tile_sizes("K") == [48, 48, 4]
     assert g.tile_sizes("P") == [19, 19, 18]

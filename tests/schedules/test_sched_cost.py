@@ -1,0 +1,120 @@
+"""The cycle model: its factorised sums over all tiles agree with a tile-by-tile walk of the
+loop nest written independently here (reuse by 'did the tensor's tile change?')."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from schedules import Layer, Mapping, ScheduleError, evaluate, load_arch
+
+ARCH = load_arch("default")
+
+
+def walk(layer: Layer, mapping: Mapping, arch) -> float:
+    """Modelled cycles by visiting every DRAM tile in loop order."""
+    g = mapping.gemmini()
+    t = arch.timing
+    dim, bus, cols = arch.dim, arch.dma_bus_bytes, max(arch.dim, arch.dma_max_bytes)
+    beat = bus / t["dma_bytes_per_cycle"]
+    issue = t["command_issue_cycles"]
+    conv_rows = layer.P * layer.Q > 1
+    order = list(g.order) + [d for d in "GNKCPQRS" if d not in g.order]
+    trips = g.trips
+    cdiv = lambda a, b: -(-a // b)  # noqa: E731
+
+    def size(d, i):
+        return min(g.tile[d], layer.bounds[d] - i * g.tile[d])
+
+    def costs(sz):
+        n, k, c, p, q, r, s = (sz[d] for d in "NKCPQRS")
+        kb, cb = cdiv(k, dim), cdiv(c, dim)
+        rows = n * p * cdiv(q, dim) if conv_rows else cdiv(n, dim)
+        ih = (p - 1) * layer.stride_h + (r - 1) * layer.dilation_h + 1
+        iw = (q - 1) * layer.stride_w + (s - 1) * layer.dilation_w + 1
+        comp = kb * cb * r * s * (t["preload_cycles"] + issue * rows + n * p * q / t["compute_rows_per_cycle"]) \
+            + t["mesh_fill_drain"]
+        w = r * s * c * cdiv(k, bus) * beat + issue * r * s * cdiv(c, dim) * cdiv(k, cols)
+        i = n * ih * iw * cdiv(c, bus) * beat + issue * n * ih * cdiv(iw, dim) * cdiv(c, cols)
+        b = (n * p * q * cdiv(4 * k, bus) * beat + issue * rows * kb) if layer.bias else 0.0
+        o = n * p * q * cdiv(k, bus) * beat + issue * rows * kb + n * p * q * kb / t["mvout_rows_per_cycle"]
+        return comp, w, i, b, o
+
+    comp_total = dma_total = 0.0
+    prev_w = prev_i = None
+    for idx in itertools.product(*(range(trips[d]) for d in order)):
+        pos = dict(zip(order, idx))
+        sz = {d: size(d, pos[d]) for d in "GNKCPQRS"}
+        comp, w, i, b, o = costs(sz)
+        comp_total += comp
+        key_w = tuple(pos[d] for d in "GKCRS")
+        key_i = tuple(pos[d] for d in "GNCPQRS")
+        if key_w != prev_w:
+            dma_total += w
+        if key_i != prev_i:
+            dma_total += i
+        prev_w, prev_i = key_w, key_i
+        if all(pos[d] == 0 for d in "CRS"):
+            dma_total += b
+        if all(pos[d] == trips[d] - 1 for d in "CRS"):
+            dma_total += o
+        dma_total += t["dma_latency"]
+    if not g.double_buffer_sp:
+        return comp_total + dma_total
+    full = {d: g.tile[d] for d in "GNKCPQRS"}
+    _, w, i, b, o = costs(full)
+    return max(comp_total, dma_total) + w + i + b + t["dma_latency"] + o
+
+
+@st.composite
+def layer_and_mapping(draw):
+    kind = draw(st.sampled_from(["conv", "matmul", "dw"]))
+    if kind == "matmul":
+        layer = Layer.matmul(M=draw(st.integers(1, 40)), K=draw(st.integers(1, 40)), N=draw(st.integers(1, 40)),
+                             batch=draw(st.integers(1, 2)), bias=draw(st.booleans()))
+    else:
+        R, S = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+        kw = dict(N=draw(st.integers(1, 2)), P=draw(st.integers(1, 9)), Q=draw(st.integers(1, 20)), R=R, S=S,
+                  stride=(draw(st.integers(1, 2)), draw(st.integers(1, 2))), dilation=draw(st.integers(1, 2)),
+                  bias=draw(st.booleans()))
+        if kind == "dw":
+            layer = Layer.depthwise_conv2d(C=draw(st.integers(1, 3)), **kw)
+        else:
+            layer = Layer.conv2d(C=draw(st.integers(1, 40)), K=draw(st.integers(1, 40)), **kw)
+    tile = {}
+    for d in "NKCPQRS":
+        b = getattr(layer, d)
+        choices = [t for t in range(1, b + 1) if d not in "KC" or t <= 16 or t % 16 == 0 or t == b]
+        tile[d] = draw(st.sampled_from(choices))
+    outs = draw(st.permutations(list("NKPQ")))
+    reds = draw(st.permutations(list("CRS")))
+    mapping = Mapping.for_gemmini(layer, tile, ["G", *outs, *reds], dim=ARCH.dim, double_buffer=draw(st.booleans()))
+    return layer, mapping
+
+
+@settings(max_examples=150, deadline=None)
+@given(layer_and_mapping())
+def test_model_equals_tile_by_tile_walk(case):
+    layer, mapping = case
+    got = evaluate(layer, mapping, ARCH).cycles
+    want = walk(layer, mapping, ARCH)
+    assert got == pytest.approx(want, rel=1e-9), str(mapping)
+
+
+def test_reduction_outside_output_loop_is_rejected():
+    layer = Layer.matmul(M=64, K=64, N=64)
+    m = Mapping.for_gemmini(layer, {"N": 16, "C": 16, "K": 16}, ["C", "N", "K"], dim=16)
+    with pytest.raises(ScheduleError, match="partial sums"):
+        evaluate(layer, m, ARCH)
+
+
+def test_utilization_is_macs_over_peak():
+    layer = Layer.matmul(M=256, K=256, N=256)
+    m = Mapping.for_gemmini(layer, {"N": 256, "K": 64, "C": 256}, ["N", "K"], dim=16, double_buffer=True)
+    e = evaluate(layer, m, ARCH)
+    assert e.utilization == pytest.approx(layer.macs / (e.cycles * 256))
+    assert 0 < e.utilization <= 1
+    assert math.isclose(e.cycles, max(e.compute_cycles, e.dma_cycles) + e.edge_cycles)
