@@ -31,6 +31,7 @@ TIMING_KEYS = (
     "execute_queue_entries",
     "store_queue_entries",
     "rocc_issue_cycles",
+    "dma_max_inflight",
 )
 
 

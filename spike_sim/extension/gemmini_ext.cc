@@ -113,6 +113,7 @@ struct Timing {
   double execute_queue_entries = 16;
   double store_queue_entries = 8;
   double rocc_issue_cycles = 1;       // CPU cycles to send one RoCC command
+  double dma_max_inflight = 16;       // DRAM requests (of at most dma_max_bytes) in flight
 };
 
 struct Config {
@@ -157,11 +158,12 @@ Config load_config(const char* path) {
 #define T(field) if (name == #field) { c.t.field = val; continue; }
     T(dma_latency) T(dma_bytes_per_cycle) T(mesh_fill_drain) T(compute_rows_per_cycle) T(preload_cycles)
     T(command_issue_cycles) T(mvout_rows_per_cycle) T(load_queue_entries) T(execute_queue_entries)
-    T(store_queue_entries) T(rocc_issue_cycles)
+    T(store_queue_entries) T(rocc_issue_cycles) T(dma_max_inflight)
 #undef T
     throw std::runtime_error("unknown timing key '" + name + "' in " + path);
   }
-  if (c.t.dma_bytes_per_cycle <= 0 || c.t.compute_rows_per_cycle <= 0 || c.t.mvout_rows_per_cycle <= 0)
+  if (c.t.dma_bytes_per_cycle <= 0 || c.t.compute_rows_per_cycle <= 0 || c.t.mvout_rows_per_cycle <= 0 ||
+      c.t.dma_max_inflight <= 0)
     throw std::runtime_error("timing rates must be positive");
   return c;
 }
@@ -430,8 +432,7 @@ class Gemmini {
     }
     // timing
     uint64_t row_bytes = (uint64_t)o.cols * eb;
-    uint64_t beats = (row_bytes + cfg.dma_bus_bytes - 1) / cfg.dma_bus_bytes;
-    uint64_t bytes = zeros ? 0 : o.rows * beats * cfg.dma_bus_bytes;
+    double dma = zeros ? 0 : dma_cycles(o.rows, row_bytes, nullptr);
     st.bytes_in += zeros ? 0 : (uint64_t)o.rows * row_bytes;
     double d = tm.dispatch(LD, t_issue);
     double start = std::max(d, tm.free_at[LD]);
@@ -439,10 +440,23 @@ class Gemmini {
       start = std::max(start, tm.read_of(o.l.is_acc, o.l.row + b * bstride, o.rows));
       start = std::max(start, tm.ready_of(o.l.is_acc, o.l.row + b * bstride, o.rows));
     }
-    double occ = std::max((double)bytes / cfg.t.dma_bytes_per_cycle, (double)o.rows);
+    double occ = std::max(dma, (double)o.rows);
     double done = start + occ + (zeros ? 0 : cfg.t.dma_latency);
     for (uint32_t b = 0; b < blocks; b++) tm.set_ready(o.l.is_acc, o.l.row + b * bstride, o.rows, done);
     tm.retire(LD, start, occ, done);
+  }
+
+  // Cycles the DMA is busy moving `rows` rows of `row_bytes` bytes: bandwidth-bound, or bound
+  // by the requests in flight (each row is split into requests of at most dma_max_bytes, each
+  // rounded up to whole bus beats; a request occupies a slot for dma_latency cycles).
+  double dma_cycles(double rows, uint64_t row_bytes, double* bytes_out) const {
+    uint64_t beat = cfg.dma_bus_bytes;
+    uint64_t reqs_per_row = std::max<uint64_t>(1, (row_bytes + cfg.dma_max_bytes - 1) / cfg.dma_max_bytes);
+    double bytes = rows * ((row_bytes + beat - 1) / beat) * beat;
+    if (bytes_out) *bytes_out = bytes;
+    double by_bw = bytes / cfg.t.dma_bytes_per_cycle;
+    double by_reqs = rows * reqs_per_row * cfg.t.dma_latency / cfg.t.dma_max_inflight;
+    return std::max(by_bw, by_reqs);
   }
 
   int8_t acc_to_int8(int32_t v, float scale, int act) {
@@ -465,7 +479,7 @@ class Gemmini {
     int eb = full ? 4 : 1;
     st.mvouts++;
     mmu_t* m = p->get_mmu();
-    double rows_read, bytes;
+    double rows_read, dma;
     uint32_t src_first, src_count;
     if (pool_stride != 0) {
       // Pooling: reads an orows x ocols region (row = orow * ocols + ocol), writes max-pooled
@@ -493,7 +507,7 @@ class Gemmini {
             }
       }
       rows_read = n;
-      bytes = (double)pool_porows * pool_pocols * std::max<uint64_t>(1, (o.cols + cfg.dma_bus_bytes - 1) / cfg.dma_bus_bytes) * cfg.dma_bus_bytes;
+      dma = dma_cycles((double)pool_porows * pool_pocols, o.cols, nullptr);
       st.bytes_out += (uint64_t)pool_porows * pool_pocols * o.cols;
       src_first = o.l.row;
       src_count = n;
@@ -515,14 +529,14 @@ class Gemmini {
       }
       uint64_t row_bytes = (uint64_t)o.cols * eb;
       rows_read = (double)o.rows * blocks;
-      bytes = (double)o.rows * ((row_bytes + cfg.dma_bus_bytes - 1) / cfg.dma_bus_bytes) * cfg.dma_bus_bytes;
+      dma = dma_cycles(o.rows, row_bytes, nullptr);
       st.bytes_out += o.rows * row_bytes;
       src_first = o.l.row;
       src_count = blocks > 1 ? (blocks - 1) * DIM + o.rows : o.rows;
     }
     double d = tm.dispatch(ST, t_issue);
     double start = std::max({d, tm.free_at[ST], tm.ready_of(o.l.is_acc, src_first, src_count)});
-    double occ = std::max(rows_read / cfg.t.mvout_rows_per_cycle, bytes / cfg.t.dma_bytes_per_cycle);
+    double occ = std::max(rows_read / cfg.t.mvout_rows_per_cycle, dma);
     tm.set_read(o.l.is_acc, src_first, src_count, start + occ);
     tm.retire(ST, start, occ, start + occ + cfg.t.dma_latency);
   }

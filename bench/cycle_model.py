@@ -1,0 +1,282 @@
+"""Calibrate / check the Spike extension's cycle model against Gemmini RTL cycles (FireSim).
+
+    .venv/bin/python bench/cycle_model.py                 # default subset, current parameters
+    .venv/bin/python bench/cycle_model.py --all           # all 1,567 rows
+    .venv/bin/python bench/cycle_model.py --fit           # refit the timing parameters on a fit subset
+    .venv/bin/python bench/cycle_model.py --fit --write-config   # ... and store them in the config
+
+For each (layer, mapping) row of ../shared/data/gemmini_firesim/firesim_results_mesh128.csv:
+the mapping (Timeloop notation, parsed by schedules.mapping) gives the DRAM-level tiles and
+their loop order; spike_sim.programs.emit_conv turns them into a bare-metal program that
+issues one LOOP_CONV_WS per tile (partial sums spilled when the order needs it); Spike runs it
+with the extension in timing-only mode (no arithmetic) and the guest reads the modelled cycles
+with rdcycle around the loop nest. Prints median and 90th-percentile absolute % error and the
+Spearman rank correlation; writes bench/results/cycle_model.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import spike_sim  # noqa: E402
+from spike_sim import programs as P  # noqa: E402
+from spike_sim.config import GemminiConfig  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "gemmini_firesim" / "firesim_results_mesh128.csv"
+CONFIG = "firesim_mesh128"
+RESULTS = Path(__file__).resolve().parent / "results" / "cycle_model.json"
+# Timeloop dimension -> tile-loop dimension of spike_sim.programs
+DIM_MAP = {"N": "b", "P": "orow", "Q": "ocol", "K": "och", "R": "krow", "S": "kcol", "C": "kch"}
+# Parameters the fit adjusts (the physical ones the data can see); others stay as configured.
+FIT_KEYS = ("dma_bytes_per_cycle", "dma_latency", "dma_max_inflight", "mesh_fill_drain", "preload_cycles",
+            "command_issue_cycles", "execute_queue_entries")
+
+
+@dataclasses.dataclass
+class Row:
+    index: int
+    layer: P.ConvLayer
+    tiling: P.ConvTiling | P.MatmulTiling
+    mapping: str
+    measured: float
+    elf: Path | None = None
+    modelled: float | None = None
+    error: str | None = None
+
+
+def parse_rows(path: Path) -> list[tuple[int, dict]]:
+    with open(path, newline="") as f:
+        return list(enumerate(csv.DictReader(f)))
+
+
+GEMMINI_ORDER = ("b", "orow", "ocol", "och", "krow", "kcol", "kch")  # Gemmini's tiled_conv loop order
+
+
+def row_to_program(i: int, rec: dict, cfg: GemminiConfig, order_mode: str = "mapping", round_channels: bool = False,
+                   matmul_path: bool = True) -> Row:
+    from schedules.mapping import Mapping  # the Timeloop-notation parser lives in schedules
+
+    g = lambda k: int(float(rec[f"prob.{k}"]))  # noqa: E731
+    N, C, K, Pp, Q, R, S, stride = g("N"), g("C"), g("K"), g("P"), g("Q"), g("R"), g("S"), g("Hstride")
+    if g("Wstride") != stride or g("Hdilation") != 1 or g("Wdilation") != 1:
+        raise ValueError("only equal strides and no dilation")
+    layer = P.ConvLayer(batch=N, in_rows=(Pp - 1) * stride + R, in_cols=(Q - 1) * stride + S, in_channels=C,
+                        out_channels=K, kernel_rows=R, kernel_cols=S, stride=stride, padding=0)
+    mapping = Mapping.parse(rec["mapping.mapping"], {"N": N, "K": K, "C": C, "P": Pp, "Q": Q, "R": R, "S": S})
+    gt = mapping.gemmini()
+    tile = {DIM_MAP[d]: gt.tile[d] for d in DIM_MAP}
+    if round_channels:  # channel tiles in whole mesh widths, as Gemmini's software sizes them
+        for d, bound in (("och", K), ("kch", C)):
+            tile[d] = min(bound, -(-tile[d] // cfg.dim) * cfg.dim)
+    if order_mode == "mapping":
+        order = [DIM_MAP[d] for d in gt.order if d in DIM_MAP]
+        order += [d for d in P.CONV_DIMS if d not in order]
+    else:
+        order = list(GEMMINI_ORDER)
+    if matmul_path and R == 1 and S == 1 and (Q == 1 or Pp == 1) and stride == 1:
+        # matmul-shaped layer: Gemmini software runs it as a matmul (LOOP_WS) in DIM blocks
+        d = cfg.dim
+        ti = -(-(tile["b"] * tile["orow"] * tile["ocol"]) // d)
+        tj, tk = -(-tile["och"] // d), -(-tile["kch"] // d)
+        while (ti * tk + tk * tj) * d > cfg.sp_rows // 2 and tk > 1:
+            tk -= 1
+        while ti * tj * d > cfg.acc_rows and ti > 1:
+            ti -= 1
+        return Row(i, layer, P.MatmulTiling(ti, tj, tk), rec["mapping.mapping"], float(rec["target.gemmini_cycle"]))
+    sp_rows, _ = P.conv_tile_rows(layer, cfg, tile)
+    tiling = P.ConvTiling(tile, order, double_buffer=sp_rows <= cfg.sp_rows // 2)
+    return Row(i, layer, tiling, rec["mapping.mapping"], float(rec["target.gemmini_cycle"]))
+
+
+# Guest buffers: the timing-only run touches no memory, any distinct non-zero addresses do.
+FAKE = {"input": "(uint8_t*)0x88000000", "weights": "(uint8_t*)0x89000000", "output": "(uint8_t*)0x8a000000",
+        "bias": "(uint8_t*)0x8b000000", "partials": "(uint8_t*)0x8c000000"}
+
+
+def build_row(row: Row, cfg: GemminiConfig, workdir: Path) -> None:
+    prog = P.CProgram()
+    if isinstance(row.tiling, P.MatmulTiling):
+        L = row.layer
+        M = L.batch * L.out_rows * L.out_cols
+        prog.add(*P.emit_matmul(M, L.out_channels, L.in_channels, row.tiling, cfg, FAKE["input"], FAKE["weights"],
+                                FAKE["output"], FAKE["bias"]))
+    else:
+        prog.add(*P.emit_conv(row.layer, row.tiling, cfg, FAKE["input"], FAKE["weights"], FAKE["output"], FAKE["bias"],
+                              FAKE["partials"], name="layer"))
+    src = workdir / f"row{row.index}.c"
+    src.write_text(prog.source())
+    row.elf = spike_sim.build_program([src], workdir / f"row{row.index}.elf", config=cfg, opt_level="-O1")
+
+
+def run_row(row: Row, cfg: GemminiConfig, timeout: float) -> float:
+    r = spike_sim.run(row.elf, config=cfg, timeout=timeout, functional=False)
+    return float(r.console.split("region_cycles=")[1].split()[0])
+
+
+def evaluate(rows: list[Row], cfg: GemminiConfig, jobs: int, timeout: float) -> None:
+    def one(row: Row):
+        try:
+            row.modelled = run_row(row, cfg, timeout)
+            row.error = None
+        except spike_sim.SimulationError as err:
+            row.modelled, row.error = None, str(err)
+    with ThreadPoolExecutor(max_workers=jobs) as ex:
+        list(ex.map(one, rows))
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    ra = np.argsort(np.argsort(a)).astype(float)
+    rb = np.argsort(np.argsort(b)).astype(float)
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def summary(rows: list[Row]) -> dict:
+    ok = [r for r in rows if r.modelled is not None]
+    errs = [abs(r.modelled - r.measured) / r.measured * 100 for r in ok]
+    if not ok:
+        return {"rows": 0}
+    return {
+        "rows": len(ok), "failed": len(rows) - len(ok),
+        "median_abs_pct_error": round(statistics.median(errs), 2),
+        "p90_abs_pct_error": round(float(np.percentile(errs, 90)), 2),
+        "mean_signed_pct_error": round(statistics.mean((r.modelled - r.measured) / r.measured * 100 for r in ok), 2),
+        "spearman": round(spearman([r.modelled for r in ok], [r.measured for r in ok]), 4),
+    }
+
+
+def with_timing(cfg: GemminiConfig, timing: dict) -> GemminiConfig:
+    return dataclasses.replace(cfg, timing={**cfg.timing, **timing})
+
+
+def fit(rows: list[Row], cfg: GemminiConfig, jobs: int, timeout: float, rounds: int, log) -> GemminiConfig:
+    """Coordinate descent in log space on the median absolute error (ties: rank correlation)."""
+    def score(c: GemminiConfig) -> tuple[float, float]:
+        evaluate(rows, c, jobs, timeout)
+        s = summary(rows)
+        return (s.get("median_abs_pct_error", 1e9) + 0.5 * s.get("p90_abs_pct_error", 1e9) / 10, s)
+    best_cfg = cfg
+    best, s = score(cfg)
+    log(f"fit start: {s}")
+    step = 2.0
+    for rnd in range(rounds):
+        improved = False
+        for key in FIT_KEYS:
+            for factor in (step, 1 / step):
+                v = best_cfg.timing[key] * factor
+                if key == "command_issue_cycles":
+                    v = max(0.25, v)
+                cand = with_timing(best_cfg, {key: round(v, 3)})
+                sc, s = score(cand)
+                log(f"  round {rnd} {key}={cand.timing[key]:g}: median {s.get('median_abs_pct_error')} "
+                    f"p90 {s.get('p90_abs_pct_error')} rho {s.get('spearman')}")
+                if sc < best:
+                    best, best_cfg, improved = sc, cand, True
+                    break
+        if not improved:
+            step = math.sqrt(step)
+            if step < 1.1:
+                break
+    return best_cfg
+
+
+def pick_subset(records: list[tuple[int, dict]], n: int, seed: int) -> list[tuple[int, dict]]:
+    """A subset spread over the measured range: sort by cycles, take evenly spaced rows."""
+    if n >= len(records):
+        return records
+    ordered = sorted(records, key=lambda ir: float(ir[1]["target.gemmini_cycle"]))
+    idx = np.linspace(0, len(ordered) - 1, n).round().astype(int)
+    rng = np.random.default_rng(seed)
+    idx = np.unique(np.clip(idx + rng.integers(-2, 3, idx.size), 0, len(ordered) - 1))
+    return [ordered[i] for i in idx]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="Check (and fit) the cycle model against FireSim cycles")
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--config", default=CONFIG)
+    ap.add_argument("--rows", type=int, default=120, help="rows in the default subset")
+    ap.add_argument("--all", action="store_true", help="all rows")
+    ap.add_argument("--fit", action="store_true", help="refit the timing parameters first")
+    ap.add_argument("--fit-rows", type=int, default=40)
+    ap.add_argument("--fit-rounds", type=int, default=3)
+    ap.add_argument("--write-config", action="store_true", help="store fitted parameters in the config file")
+    ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--timeout", type=float, default=120)
+    ap.add_argument("--order", choices=("mapping", "gemmini"), default="mapping",
+                    help="tile loop order: the mapping's DRAM loops, or Gemmini's tiled_conv order")
+    ap.add_argument("--round-channels", action="store_true", help="round channel tiles up to whole mesh widths")
+    ap.add_argument("--no-matmul-path", action="store_true",
+                    help="run matmul-shaped layers (1x1 kernel, one output row or column) as convolutions too")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    if not args.data.is_file():
+        print(f"FireSim data not found: {args.data}", file=sys.stderr)
+        return 2
+    log = (lambda m: print(m, file=sys.stderr)) if args.json else print
+    cfg = spike_sim.load_config(args.config)
+    records = parse_rows(args.data)
+    chosen = records if args.all else pick_subset(records, args.rows, seed=0)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="cycle_model_") as td:
+        work = Path(td)
+        rows, skipped = [], []
+        for i, rec in chosen:
+            try:
+                row = row_to_program(i, rec, cfg, args.order, args.round_channels, not args.no_matmul_path)
+                build_row(row, cfg, work)
+                rows.append(row)
+            except Exception as err:  # noqa: BLE001 - reported per row
+                skipped.append({"row": i, "why": str(err)})
+            if len(rows) % 25 == 0 and rows:
+                log(f"built {len(rows)}/{len(chosen)} programs ({time.perf_counter() - t0:.0f} s)")
+        log(f"built {len(rows)} programs, skipped {len(skipped)} ({time.perf_counter() - t0:.0f} s)")
+        if args.fit:
+            fit_rows = [rows[i] for i in np.linspace(0, len(rows) - 1, min(args.fit_rows, len(rows))).round().astype(int)]
+            cfg = fit(fit_rows, cfg, args.jobs, args.timeout, args.fit_rounds, log)
+            log(f"fitted timing: { {k: cfg.timing[k] for k in FIT_KEYS} }")
+            if args.write_config:
+                raw = json.loads(cfg.path.read_text())
+                raw["timing"].update({k: cfg.timing[k] for k in FIT_KEYS})
+                cfg.path.write_text(json.dumps(raw, indent=2) + "\n")
+                log(f"wrote {cfg.path}")
+        evaluate(rows, cfg, args.jobs, args.timeout)
+    s = summary(rows)
+    wall = time.perf_counter() - t0
+    result = {
+        "config": cfg.name, "timing": cfg.timing, "data": str(args.data), "selection": "all" if args.all else f"subset of {len(chosen)}",
+        **s, "skipped": skipped, "wall_seconds": round(wall, 1),
+        "goal": {"median_abs_pct_error": 15, "spearman": 0.95},
+        "per_row": [{"row": r.index, "mapping": r.mapping, "measured": r.measured, "modelled": r.modelled,
+                     "error": r.error} for r in rows],
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "per_row"}, indent=2))
+    else:
+        print(f"{'rows':>6} {'failed':>7} {'median |err| %':>15} {'p90 |err| %':>12} {'mean err %':>11} {'Spearman':>9}")
+        print(f"{s.get('rows', 0):>6} {s.get('failed', 0):>7} {s.get('median_abs_pct_error', float('nan')):>15} "
+              f"{s.get('p90_abs_pct_error', float('nan')):>12} {s.get('mean_signed_pct_error', float('nan')):>11} "
+              f"{s.get('spearman', float('nan')):>9}")
+        print(f"goal: median <= 15 %, Spearman >= 0.95; {len(skipped)} rows skipped; {wall:.0f} s; wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
