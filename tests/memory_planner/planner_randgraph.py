@@ -1,0 +1,51 @@
+"""Random graphs for the property tests (a hypothesis strategy)."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from memory_planner import Graph
+
+
+@st.composite
+def graphs(draw, min_ops: int = 1, max_ops: int = 7, max_size: int = 300):
+    n_inputs = draw(st.integers(1, 2))
+    g = Graph("random")
+    available: list[str] = []
+    unread: set[str] = set()
+    for i in range(n_inputs):
+        t = g.add_tensor(f"in{i}", draw(st.integers(1, max_size)))
+        g.mark_input(t)
+        available.append(t)
+        unread.add(t)
+    n_ops = draw(st.integers(min_ops, max_ops))
+    for k in range(n_ops):
+        alias = len(available) > 0 and draw(st.integers(0, 5)) == 0
+        if alias:
+            src = draw(st.sampled_from(available))
+            out = g.add_tensor(f"t{k}_0", g.tensors[src].size - draw(st.integers(0, g.tensors[src].size)))
+            g.add_operator(f"op{k}", [src], [out], alias=True, kind="reshape")
+            unread.discard(src)
+            available.append(out)
+            unread.add(out)
+            continue
+        # read a still-unread tensor first (so inputs get used), then a few random ones
+        ins = [sorted(unread)[0]] if unread and draw(st.booleans()) else []
+        ins += draw(st.lists(st.sampled_from(available), min_size=0 if ins else 1, max_size=2))
+        ins = list(dict.fromkeys(ins))
+        n_out = draw(st.integers(1, 2))
+        outs = [g.add_tensor(f"t{k}_{j}", draw(st.integers(1, max_size))) for j in range(n_out)]
+        ws = draw(st.sampled_from([0, 0, 0, draw(st.integers(1, max_size))]))
+        g.add_operator(f"op{k}", ins, outs, workspace=ws, kind="op")
+        for t in ins:
+            unread.discard(t)
+        available += outs
+        unread.update(outs)
+    for t in sorted(unread):
+        if t in g.inputs:  # an input nobody reads: give it a reader
+            out = g.add_tensor(f"t_use_{t}", draw(st.integers(1, max_size)))
+            g.add_operator(f"use_{t}", [t], [out], kind="op")
+            g.mark_output(out)
+        elif draw(st.integers(0, 3)) > 0:
+            g.mark_output(t)
+    return g.check()

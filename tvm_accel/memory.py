@@ -1,0 +1,234 @@
+"""Memory planning of a lowered Relax module: the glue between TVM and ``memory_planner``.
+
+- ``extract(mod)``: the lowered Relax ``main`` (see docs/integer-ops.md) as a
+  ``memory_planner.Graph``. It reads ``main`` through ``tvm_accel.codegen.extract_graph`` (the
+  one walk of ``main`` that the C emitter uses too), so steps and tensor names are the
+  emitter's: one operator per kernel call, one tensor per binding var (``<var>_<i>`` for the
+  fields of a multi-output call), shape-only operators (reshape, squeeze, expand_dims,
+  flatten) resolved to the storage they view, weights left out (they are in flash). Each
+  kernel's scratch is the bytes of the global buffers allocated inside its PrimFunc body.
+- ``plan_module(mod, ...)``: extract, then ``memory_planner.plan``.
+- ``apply_memory_plan(mod, ...)`` / ``MemoryPlan(...)`` (a module pass): legalize ``main``,
+  put its bindings in the planned operator order and record the plan as the function
+  attribute ``"tvm_accel.memory_plan"`` of ``main``; ``read_memory_plan(mod)`` reads it back.
+  The format is documented in docs/memory-planner.md.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from memory_planner import Graph, Plan, PlanningError, plan as make_plan
+
+from .errors import TvmAccelError
+
+PLAN_ATTR = "tvm_accel.memory_plan"
+PLAN_FORMAT = 1
+
+
+def workspace_bytes(prim) -> int:
+    """Bytes of the global buffers a PrimFunc allocates in its body (its scratch)."""
+    import tvm
+    import tvm.s_tir
+    import tvm_ffi
+    from tvm import tirx
+
+    bufs = []
+    tvm_ffi.structural_walk(
+        prim.body,
+        (tvm.s_tir.SBlock, lambda b: bufs.extend(b.alloc_buffers)),
+        (tirx.stmt.AllocBuffer, lambda a: bufs.append(a.buffer)),
+    )
+    total = 0
+    for b in bufs:
+        if b.scope() not in ("global", ""):
+            continue  # registers / local scratch of one thread: not in the arena
+        try:
+            n = math.prod(int(d) for d in b.shape)
+        except TypeError:
+            raise TvmAccelError(f"a kernel allocates a buffer {b.name} of dynamic size") from None
+        total += n * np.dtype(str(b.dtype)).itemsize
+    return total
+
+
+@dataclass
+class ExtractedModel:
+    """The planner's graph of a module, and how it maps back onto the module."""
+
+    graph: Graph
+    module: object  # the legalized module the graph was read from
+    step_names: list[str]  # operator (step) i of the graph is the binding with this name
+    views: dict[str, str]  # alias tensor name -> the tensor whose storage it views
+
+
+def extract(mod, func_name: str = "main", name: str = "model") -> ExtractedModel:
+    """The memory graph of ``mod[func_name]`` (legalized first)."""
+    from .codegen.graph import extract_graph, legalize
+
+    legal = legalize(mod)
+    cg = extract_graph(legal, func_name)
+    names = [t.name for t in cg.tensors if t.kind != "weight"]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise TvmAccelError(f"binding names are not unique in {func_name} ({', '.join(dup[:3])}); "
+                            "cannot record a plan by name")
+    g = Graph(name)
+    T = cg.tensors
+
+    def storage_name(tid: int) -> str:
+        return T[T[tid].storage].name
+
+    for t in cg.storage_tensors():
+        g.add_tensor(t.name, t.nbytes)
+    for tid in cg.inputs:
+        g.mark_input(T[tid].name)
+    ws_cache: dict[str, int] = {}
+    step_names = []
+    for step in cg.steps:
+        outs = [storage_name(o) for o in step.outputs]
+        ins = []
+        for a in step.args:
+            if a in step.outputs or T[T[a].storage].kind == "weight":
+                continue
+            s = storage_name(a)
+            if s not in ins:
+                ins.append(s)
+        if step.kernel not in ws_cache:
+            ws_cache[step.kernel] = workspace_bytes(cg.kernels[step.kernel])
+        g.add_operator(outs[0], ins, outs, workspace=ws_cache[step.kernel], kind=step.op)
+        step_names.append(outs[0])
+    for tid in cg.outputs:
+        g.mark_output(storage_name(tid))
+    views = {t.name: storage_name(t.id) for t in T if t.kind != "weight" and t.storage != t.id}
+    try:
+        g.check()
+    except PlanningError as err:
+        raise TvmAccelError(f"memory graph of {name}: {err}") from None
+    return ExtractedModel(g, legal, step_names, views)
+
+
+def plan_module(mod, order: str | Sequence[str] = "optimal", layout: str = "optimal", align: int = 16,
+                inputs_in_arena: bool = True, outputs_in_arena: bool = True, name: str = "model",
+                **kw) -> tuple[Plan, ExtractedModel]:
+    """Extract the memory graph of ``main`` and plan it (verified)."""
+    ex = extract(mod, name=name)
+    if order != "original" and len(_main_blocks(ex.module)) > 1:
+        order = "original"  # bindings are only reordered inside one block
+    p = make_plan(ex.graph, order=order, layout=layout, align=align, inputs_in_arena=inputs_in_arena,
+                  outputs_in_arena=outputs_in_arena, **kw)
+    return p, ex
+
+
+def _main_blocks(mod, func_name: str = "main"):
+    return list(mod[func_name].body.blocks)
+
+
+def _reorder_bindings(func, step_order: list[str], step_names: list[str]):
+    """``func`` with its single block's bindings in the planned step order."""
+    from tvm import relax
+
+    blocks = list(func.body.blocks)
+    if [*step_order] == [*step_names]:
+        return func
+    if len(blocks) != 1:
+        raise TvmAccelError("cannot reorder a main with several binding blocks")
+    block = blocks[0]
+    rank = {n: i for i, n in enumerate(step_order)}
+    bindings = list(block.bindings)
+    key_of: dict[str, tuple[int, int]] = {}
+    keyed = []
+    for idx, b in enumerate(bindings):
+        name = b.var.name
+        deps = [v.name for v in relax.analysis.free_vars(b.value)]
+        if name in rank or f"{name}_0" in rank:
+            k = (rank[name] if name in rank else rank[f"{name}_0"], 0)
+        else:  # not a kernel call: right after the last binding it depends on
+            k = (max((key_of[d][0] for d in deps if d in key_of), default=-1), 1)
+        key_of[name] = k
+        keyed.append((k, idx, b))
+    keyed.sort(key=lambda x: (x[0], x[1]))
+    new_bindings = [b for _, _, b in keyed]
+    cls = relax.DataflowBlock if isinstance(block, relax.DataflowBlock) else relax.BindingBlock
+    body = relax.SeqExpr([cls(new_bindings)], func.body.body)
+    return relax.Function(func.params, body, func.ret_ty if hasattr(func, "ret_ty") else None,
+                          func.is_pure, func.attrs)
+
+
+def record_plan(ex: ExtractedModel, p: Plan, func_name: str = "main"):
+    """The legalized module with ``main`` in the plan's order and the plan recorded on it."""
+    import tvm
+
+    mod = ex.module
+    func = _reorder_bindings(mod[func_name], p.order, ex.step_names)
+    offsets = {}
+    for b in p.buffers:
+        names = b.tensors or (b.name,)
+        for t in names:
+            offsets[t] = [b.offset, ex.graph.tensors[t].size if t in ex.graph.tensors else b.size]
+    for view, root in ex.views.items():
+        if root in offsets:
+            offsets[view] = [offsets[root][0], offsets[root][1]]
+    attr = {
+        "format": PLAN_FORMAT,
+        "arena_bytes": p.arena_bytes,
+        "align": p.align,
+        "order": list(p.order),
+        "offsets": offsets,
+        "order_method": p.order_method,
+        "layout_method": p.layout_method,
+        "lower_bound": p.lower_bound,
+        "inputs_in_arena": p.inputs_in_arena,
+        "outputs_in_arena": p.outputs_in_arena,
+    }
+    func = func.with_attr(PLAN_ATTR, tvm.runtime.convert(attr))
+    out = tvm.IRModule(dict(mod.functions_items()), attrs=mod.attrs)
+    out[func_name] = func
+    return out
+
+
+def apply_memory_plan(mod, order="optimal", layout="optimal", align: int = 16, name: str = "model",
+                      **kw):
+    """Plan ``main`` and record the plan on the module; returns (module, plan)."""
+    p, ex = plan_module(mod, order=order, layout=layout, align=align, name=name, **kw)
+    return record_plan(ex, p), p
+
+
+def MemoryPlan(order="optimal", layout="optimal", align: int = 16, **kw):
+    """The memory planning as a Relax module pass (records ``tvm_accel.memory_plan``)."""
+    import tvm
+
+    @tvm.transform.module_pass(opt_level=0, name="tvm_accel.MemoryPlan")
+    def _pass(mod, _ctx):
+        return apply_memory_plan(mod, order=order, layout=layout, align=align, **kw)[0]
+
+    return _pass
+
+
+def read_memory_plan(mod, func_name: str = "main") -> dict | None:
+    """The recorded plan as plain Python (None if the module has none):
+    {"format", "arena_bytes", "align", "order": [names], "offsets": {name: (offset, size)}, ...}."""
+    func = mod[func_name]
+    if func.attrs is None or PLAN_ATTR not in func.attrs:
+        return None
+    raw = func.attrs[PLAN_ATTR]
+
+    def py(v):
+        import tvm
+
+        if isinstance(v, (bool, int, float, str)):
+            return v
+        if isinstance(v, tvm.tirx.IntImm):
+            return bool(v.value) if str(v.dtype) == "bool" else int(v.value)
+        if hasattr(v, "items"):
+            return {str(k): py(x) for k, x in v.items()}
+        if hasattr(v, "__len__"):
+            return [py(x) for x in v]
+        return str(v)
+
+    plan = py(raw)
+    plan["offsets"] = {k: (int(v[0]), int(v[1])) for k, v in plan["offsets"].items()}
+    return plan
