@@ -23,6 +23,8 @@ TIMING_KEYS = (
     "command_issue_cycles",
     "mvout_rows_per_cycle",
 )
+#: Read when present (DRAM requests in flight: narrow rows are latency-bound).
+OPTIONAL_TIMING_KEYS = ("dma_max_inflight",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +46,9 @@ class GemminiArch:
         for k in TIMING_KEYS:
             if not config.timing[k] >= 0:
                 raise ScheduleError(f"Gemmini configuration {config.name}: timing {k}={config.timing[k]} must be >= 0")
-        for k in ("dma_bytes_per_cycle", "compute_rows_per_cycle", "mvout_rows_per_cycle"):
+        for k in ("dma_bytes_per_cycle", "compute_rows_per_cycle", "mvout_rows_per_cycle", *OPTIONAL_TIMING_KEYS):
+            if k not in config.timing:
+                continue
             if config.timing[k] <= 0:
                 raise ScheduleError(f"Gemmini configuration {config.name}: timing {k} must be > 0")
         return cls(
@@ -54,7 +58,7 @@ class GemminiArch:
             acc_rows=int(config.acc_rows),
             dma_bus_bytes=int(config.dma_bus_bytes),
             dma_max_bytes=int(config.dma_max_bytes),
-            timing={k: float(config.timing[k]) for k in TIMING_KEYS},
+            timing={k: float(config.timing[k]) for k in TIMING_KEYS + OPTIONAL_TIMING_KEYS if k in config.timing},
         )
 
     @property

@@ -14,15 +14,17 @@ tile's pixels streamed as rows of A)::
 where row_cmds = n*p*ceil(q/DIM) (convolutions: a compute streams at most DIM output
 columns of one output row) or ceil(n/DIM) (dense / matmul).
 
-load / store queues (``beat`` = one dma_bus_bytes transfer, costing
-dma_bus_bytes / t.dma_bytes_per_cycle cycles; every mvin/mvout costs
-t.command_issue_cycles; mvin moves at most DIM rows and max(DIM, dma_max_bytes) int8 columns)::
+load / store queues. One DRAM row of b bytes costs
+``xfer(b) = max(ceil(b/bus) * bus/t.dma_bytes_per_cycle, ceil(b/dma_max_bytes) * t.dma_latency/t.dma_max_inflight)``
+(whole bus beats, or the request rate when rows are narrow; without ``dma_max_inflight`` only
+the beats); every mvin/mvout costs t.command_issue_cycles; a mvin moves at most DIM rows and
+max(DIM, dma_max_bytes) int8 columns::
 
-    weights  r*s*c rows of k int8           (beats r*s*c*ceil(k/bus), mvins r*s*ceil(c/DIM)*ceil(k/cols))
-    inputs   n*ih*iw pixels of c int8       (beats n*ih*iw*ceil(c/bus), mvins n*ih*ceil(iw/DIM)*ceil(c/cols))
-    bias     n*p*q rows of k int32, once per output tile (beats n*p*q*ceil(4k/bus), mvins row_cmds*kb)
-    outputs  n*p*q rows of k int8, once per output tile (beats n*p*q*ceil(k/bus), mvouts row_cmds*kb,
-             plus n*p*q*kb / t.mvout_rows_per_cycle accumulator reads)
+    weights  r*s*c rows of k int8:  r*s*c*xfer(k)    + issue * r*s*ceil(c/DIM)*ceil(k/cols)
+    inputs   n*ih*iw rows of c int8: n*ih*iw*xfer(c) + issue * n*ih*ceil(iw/DIM)*ceil(c/cols)
+    bias     once per output tile, n*p*q rows of k int32: n*p*q*xfer(4k) + issue * row_cmds*kb
+    outputs  once per output tile, n*p*q rows, per DIM block of the row
+             max(1/t.mvout_rows_per_cycle, xfer(block)) + issue * row_cmds*kb
     + t.dma_latency per tile
 
 Reuse across DRAM iterations: a tensor is reloaded only when a loop it depends on
@@ -181,6 +183,20 @@ def build_terms(
     t = arch.timing
     dim, bus, cols = arch.dim, arch.dma_bus_bytes, arch.max_mvin_cols
     beat = bus / t["dma_bytes_per_cycle"]
+    maxb = arch.dma_max_bytes
+    # DRAM requests in flight bound narrow transfers: each request costs latency / inflight
+    per_request = t["dma_latency"] / t["dma_max_inflight"] if t.get("dma_max_inflight") else 0.0
+
+    def xfer(b):
+        """DMA cycles of one row of b bytes: whole bus beats, or the request rate if slower."""
+        return np.maximum(_ceil(b, bus) * beat, _ceil(b, maxb) * per_request)
+
+    def store_row(k):
+        """Store cycles of one output row of k int8: per DIM block, the accumulator read or the
+        transfer, whichever is slower."""
+        full, rest = k // dim, k % dim
+        blk = lambda b: np.maximum(1.0 / t["mvout_rows_per_cycle"], xfer(b))  # noqa: E731
+        return full * blk(np.full_like(k, dim)) + np.where(rest > 0, blk(np.maximum(rest, 1)), 0.0)
     issue = t["command_issue_cycles"]
     conv_rows = layer.P * layer.Q > 1
     G = float(layer.G)
@@ -218,44 +234,41 @@ def build_terms(
         _agg2(P, R, lambda p, r: one(p)), _agg2(Q, S, lambda q, s: one(q)))
     # weights: iterate K C R S; N P Q count when they multiply weight traffic
     wn, wp, wq = cnt(N, "N" in w_mult), cnt(P, "P" in w_mult), cnt(Q, "Q" in w_mult)
-    add("dma", "weight_beats", G * beat, wn, _agg(K, lambda k: _ceil(k, bus)), _agg(C, ident),
+    add("dma", "weight_xfer", G, wn, _agg(K, xfer), _agg(C, ident),
         wp * _agg(R, ident), wq * _agg(S, ident))
     add("dma", "weight_mvins", G * issue, wn, _agg(K, lambda k: _ceil(k, cols)), _agg(C, kb),
         wp * _agg(R, ident), wq * _agg(S, ident))
     # inputs: iterate N C P R Q S; K counts when it multiplies input traffic
     ik = cnt(K, "K" in i_mult)
-    add("dma", "input_beats", G * beat, _agg(N, ident), ik, _agg(C, lambda c: _ceil(c, bus)),
+    add("dma", "input_xfer", G, _agg(N, ident), ik, _agg(C, xfer),
         _agg2(P, R, ih), _agg2(Q, S, iw))
     add("dma", "input_mvins", G * issue, _agg(N, ident), ik, _agg(C, lambda c: _ceil(c, cols)),
         _agg2(P, R, ih), _agg2(Q, S, lambda q, s: _ceil(iw(q, s), dim)))
     # bias and outputs: once per output tile
     ones_c = np.ones_like(C.T)
     if layer.bias:
-        add("dma", "bias_beats", G * beat, _agg(N, ident), _agg(K, lambda k: _ceil(4 * k, bus)), ones_c,
+        add("dma", "bias_xfer", G, _agg(N, ident), _agg(K, lambda k: xfer(4 * k)), ones_c,
             _agg(P, ident), _agg(Q, ident))
         add("dma", "bias_mvins", G * issue, _agg(N, rn), _agg(K, kb), ones_c, _agg(P, rp), _agg(Q, rq))
-    add("dma", "output_beats", G * beat, _agg(N, ident), _agg(K, lambda k: _ceil(k, bus)), ones_c,
+    add("dma", "output_store", G, _agg(N, ident), _agg(K, store_row), ones_c,
         _agg(P, ident), _agg(Q, ident))
     add("dma", "output_mvouts", G * issue, _agg(N, rn), _agg(K, kb), ones_c, _agg(P, rp), _agg(Q, rq))
-    add("dma", "acc_reads", G / t["mvout_rows_per_cycle"], _agg(N, ident), _agg(K, kb), ones_c,
-        _agg(P, ident), _agg(Q, ident))
     add("dma", "dma_latency", G * t["dma_latency"], _agg(N, one), _agg(K, one), _agg(C, one),
         _agg2(P, R, lambda p, r: one(p)), _agg2(Q, S, lambda q, s: one(q)))
     if double_buffer:
         # prologue: the first (full) tile's loads; epilogue: the last tile's stores
         n, k, c, p, r, q, s = N.t, K.t, C.t, P.t, R.t, Q.t, S.t
-        add("edge", "first_weights", beat, one(n), _ceil(k, bus), c, r, s)
+        add("edge", "first_weights", 1, one(n), xfer(k), c, r, s)
         add("edge", "first_weight_mvins", issue, one(n), _ceil(k, cols), kb(c), r, s)
-        add("edge", "first_inputs", beat, n, one(k), _ceil(c, bus), ih(p, r), iw(q, s))
+        add("edge", "first_inputs", 1, n, one(k), xfer(c), ih(p, r), iw(q, s))
         add("edge", "first_input_mvins", issue, n, one(k), _ceil(c, cols), ih(p, r), _ceil(iw(q, s), dim))
         if layer.bias:
-            add("edge", "first_bias", beat, n, _ceil(4 * k, bus), one(c), p, q)
+            add("edge", "first_bias", 1, n, xfer(4 * k), one(c), p, q)
             add("edge", "first_bias_mvins", issue, rn(n), kb(k), one(c), rp(p), rq(q))
         add("edge", "first_latency", t["dma_latency"], one(n), one(k), one(c), one(p), one(q))
         # (the drain is costed as one full tile's stores: an upper bound when the last tile is ragged)
-        add("edge", "drain_outputs", beat, n, _ceil(k, bus), one(c), p, q)
+        add("edge", "drain_outputs", 1, n, store_row(k), one(c), p, q)
         add("edge", "drain_mvouts", issue, rn(n), kb(k), one(c), rp(p), rq(q))
-        add("edge", "drain_acc_reads", 1 / t["mvout_rows_per_cycle"], n, kb(k), one(c), p, q)
     # footprints of the full tile, in rows
     n, k, c, p, r, q, s = N.t, K.t, C.t, P.t, R.t, Q.t, S.t
     add("sp_w", "weight_rows", 1, one(n), kb(k), c, r, s)

@@ -12,6 +12,9 @@ from hypothesis import given, settings, strategies as st
 from schedules import Layer, Mapping, ScheduleError, evaluate, load_arch
 
 ARCH = load_arch("default")
+# the same architecture with narrow rows strongly latency-bound, to exercise that branch
+SLOW_DMA = ARCH.__class__(**{**ARCH.__dict__, "name": "slow-dma",
+                             "timing": {**ARCH.timing, "dma_latency": 200.0, "dma_max_inflight": 2.0}})
 
 
 def walk(layer: Layer, mapping: Mapping, arch) -> float:
@@ -29,6 +32,15 @@ def walk(layer: Layer, mapping: Mapping, arch) -> float:
     def size(d, i):
         return min(g.tile[d], layer.bounds[d] - i * g.tile[d])
 
+    per_req = t["dma_latency"] / t["dma_max_inflight"] if t.get("dma_max_inflight") else 0.0
+
+    def xfer(nbytes):  # one DRAM row
+        return max(cdiv(nbytes, bus) * beat, cdiv(nbytes, arch.dma_max_bytes) * per_req)
+
+    def store_row(k):  # one output row, block by block
+        blocks = [dim] * (k // dim) + ([k % dim] if k % dim else [])
+        return sum(max(1 / t["mvout_rows_per_cycle"], xfer(b)) for b in blocks)
+
     def costs(sz):
         n, k, c, p, q, r, s = (sz[d] for d in "NKCPQRS")
         kb, cb = cdiv(k, dim), cdiv(c, dim)
@@ -37,10 +49,10 @@ def walk(layer: Layer, mapping: Mapping, arch) -> float:
         iw = (q - 1) * layer.stride_w + (s - 1) * layer.dilation_w + 1
         comp = kb * cb * r * s * (t["preload_cycles"] + issue * rows + n * p * q / t["compute_rows_per_cycle"]) \
             + t["mesh_fill_drain"]
-        w = r * s * c * cdiv(k, bus) * beat + issue * r * s * cdiv(c, dim) * cdiv(k, cols)
-        i = n * ih * iw * cdiv(c, bus) * beat + issue * n * ih * cdiv(iw, dim) * cdiv(c, cols)
-        b = (n * p * q * cdiv(4 * k, bus) * beat + issue * rows * kb) if layer.bias else 0.0
-        o = n * p * q * cdiv(k, bus) * beat + issue * rows * kb + n * p * q * kb / t["mvout_rows_per_cycle"]
+        w = r * s * c * xfer(k) + issue * r * s * cdiv(c, dim) * cdiv(k, cols)
+        i = n * ih * iw * xfer(c) + issue * n * ih * cdiv(iw, dim) * cdiv(c, cols)
+        b = (n * p * q * xfer(4 * k) + issue * rows * kb) if layer.bias else 0.0
+        o = n * p * q * store_row(k) + issue * rows * kb
         return comp, w, i, b, o
 
     comp_total = dma_total = 0.0
@@ -99,9 +111,10 @@ def layer_and_mapping(draw):
 @given(layer_and_mapping())
 def test_model_equals_tile_by_tile_walk(case):
     layer, mapping = case
-    got = evaluate(layer, mapping, ARCH).cycles
-    want = walk(layer, mapping, ARCH)
-    assert got == pytest.approx(want, rel=1e-9), str(mapping)
+    for arch in (ARCH, SLOW_DMA):
+        got = evaluate(layer, mapping, arch).cycles
+        want = walk(layer, mapping, arch)
+        assert got == pytest.approx(want, rel=1e-9), (arch.name, str(mapping))
 
 
 def test_reduction_outside_output_loop_is_rejected():
