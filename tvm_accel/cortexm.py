@@ -202,7 +202,7 @@ class MemoryReport:
     flash_limit: int | None
     ram_limit: int | None
     flash: dict[str, int]   # code, weights, runtime (descriptors, tables, libc constants), data_init
-    ram: dict[str, int]     # arena, workspace, stack, runtime (.data/.bss of the runtime and harness)
+    ram: dict[str, int]     # arena (tensors + kernel workspaces), stack, runtime (.data/.bss of runtime and harness)
     stack_model: int        # worst case below model_invoke (the model alone)
     stack_program: int      # worst case of the whole program (reset -> main -> model)
     stack_path: list[str]
@@ -252,7 +252,6 @@ def memory_report(elf: Path, board: Board, stack: StackAnalysis) -> MemoryReport
     rodata = sec.get(".rodata", 0)
     weights = sum(s for n, t, s in syms if n.startswith(WEIGHT_PREFIX))
     arena = sum(s for n, t, s in syms if n == "tvm_accel_arena")
-    workspace = sum(s for n, t, s in syms if n == "tvm_accel_workspace")
     kernels_code = sum(s for n, t, s in syms if t in "tT" and n.startswith("__tvm_ffi_" + KERNEL_PREFIX))
     data, bss = sec.get(".data", 0), sec.get(".bss", 0)
     flash_other = sum(sec.get(s, 0) for s in (".ARM.extab", ".ARM.exidx", ".init_array"))
@@ -270,10 +269,9 @@ def memory_report(elf: Path, board: Board, stack: StackAnalysis) -> MemoryReport
         "data_init": data,
     }
     ram = {
-        "arena": arena,
-        "workspace": workspace,
+        "arena": arena,  # tensors and kernel workspaces at their planned offsets
         "stack": stack_program,
-        "runtime": data + bss - arena - workspace,
+        "runtime": data + bss - arena,
     }
     return MemoryReport(
         board=board.name,

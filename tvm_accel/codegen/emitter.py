@@ -21,7 +21,9 @@ The runtime support C (workspace, semihosting, harness, startup) lives in
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +34,7 @@ from ..errors import TvmAccelError
 from .graph import Graph, c_identifier, extract_graph
 
 ALIGN = 16
+CODEGEN_VERSION = "1"  # bump when kernel_c's post-processing changes (kernel cache key)
 KERNEL_PREFIX = "tva_k_"
 WEIGHT_PREFIX = "tva_w_"
 
@@ -49,42 +52,115 @@ def _align(n: int, a: int = ALIGN) -> int:
 
 @dataclass
 class ArenaPlan:
-    """Offsets of the tensors that own RAM, in one arena. ``offsets``: storage tensor id ->
-    byte offset. ``source`` names who made the plan (``no-reuse`` or the planner)."""
+    """Where every buffer lives in the one arena, and the order the steps run in.
 
-    offsets: dict[int, int]
+    ``offsets``: buffer -> byte offset, where a buffer is a storage tensor id (int) or a step's
+    kernel workspace ``("ws", step index)``. ``order``: step indices in execution order.
+    ``source`` names who made the plan."""
+
+    offsets: dict
     arena_bytes: int
     source: str
+    order: list[int] | None = None
+    details: dict = field(default_factory=dict)
+
+
+def _buffers(graph: Graph) -> list:
+    return [t.id for t in graph.storage_tensors()] + [("ws", s.index) for s in graph.steps if s.workspace]
 
 
 def plan_no_reuse(graph: Graph) -> ArenaPlan:
-    """Every tensor its own place: simple, always correct, the baseline to beat."""
+    """Every buffer its own place, steps in model order: simple, always correct, the baseline."""
     offsets, top = {}, 0
-    for t in graph.storage_tensors():
-        offsets[t.id] = top
-        top = _align(top + t.nbytes)
-    return ArenaPlan(offsets, top, "no-reuse")
+    for key in _buffers(graph):
+        offsets[key] = top
+        top = _align(top + graph.buffer_bytes(key))
+    return ArenaPlan(offsets, top, "no-reuse", list(range(len(graph.steps))))
+
+
+def plan_memory(graph: Graph, order: str = "optimal", layout: str = "optimal", align: int = ALIGN,
+                **kw) -> ArenaPlan:
+    """Offsets (and operator order) from ``memory_planner``: the graph's steps, their
+    activations (reshape-style aliases as alias operators) and kernel workspaces."""
+    import memory_planner as mp
+
+    g = mp.Graph(f"model-{len(graph.steps)}-steps")
+    T = graph.tensors
+    name = lambda tid: f"t{tid}"
+    for t in T:
+        if t.kind != "weight" and T[t.storage].kind != "weight":
+            g.add_tensor(name(t.id), t.nbytes)
+    for tid in graph.inputs:
+        g.mark_input(name(tid))
+    for tid in graph.outputs:
+        g.mark_output(name(tid))
+    # An alias is a view of its storage's root: one alias operator right after the producer.
+    aliases_of: dict[int, list[int]] = {}
+    for t in T:
+        if t.storage != t.id and t.kind != "weight":
+            aliases_of.setdefault(t.storage, []).append(t.id)
+    for tid in graph.inputs:
+        for a in aliases_of.get(tid, []):
+            g.add_operator(f"alias{a}", [name(tid)], [name(a)], alias=True, kind="reshape")
+    for s in graph.steps:
+        acts = [a for a in s.args if a not in s.outputs and T[a].kind != "weight" and T[T[a].storage].kind != "weight"]
+        g.add_operator(f"s{s.index}", list(dict.fromkeys(name(a) for a in acts)), [name(o) for o in s.outputs],
+                       workspace=s.workspace, kind=s.op)
+        for o in s.outputs:
+            for a in aliases_of.get(o, []):
+                g.add_operator(f"alias{a}", [name(o)], [name(a)], alias=True, kind="reshape")
+    p = mp.plan(g, order=order, layout=layout, align=align, **kw)
+    offsets = {}
+    for b in p.buffers:
+        if b.kind == "workspace":
+            offsets[("ws", int(b.name.split("/")[0][1:]))] = b.offset
+        else:
+            offsets[int(b.tensors[0][1:])] = b.offset
+    for t in graph.storage_tensors():  # the root's offset (a buffer is named by its root tensor)
+        if t.id not in offsets:
+            for b in p.buffers:
+                if name(t.id) in b.tensors:
+                    offsets[t.id] = b.offset
+    step_order = [int(n[1:]) for n in p.order if n.startswith("s")]
+    return ArenaPlan(offsets, p.arena_bytes, f"memory_planner ({p.method})", step_order,
+                     {"lower_bound": p.lower_bound, "best_order_bound": p.best_order_bound,
+                      "order_optimal": p.order_optimal, "layout_optimal": p.layout_optimal,
+                      "seconds": round(p.seconds, 3)})
 
 
 def check_plan(graph: Graph, plan: ArenaPlan) -> None:
-    """Refuse a plan where two tensors alive at the same step overlap, or a tensor leaves the arena."""
-    life = graph.lifetimes()
+    """Refuse a plan that runs a step before its inputs exist, overlaps two buffers alive at
+    the same step, or puts a buffer outside the arena."""
+    order = plan.order if plan.order is not None else list(range(len(graph.steps)))
+    if sorted(order) != list(range(len(graph.steps))):
+        raise TvmAccelError("memory plan's order is not a permutation of the model's steps")
+    ready = {graph.tensors[i].storage for i in graph.inputs}
+    for si in order:
+        s = graph.steps[si]
+        for a in s.args:
+            t = graph.tensors[a]
+            if a not in s.outputs and t.kind != "weight" and graph.tensors[t.storage].kind != "weight" \
+                    and t.storage not in ready:
+                raise TvmAccelError(f"memory plan runs step {si} ({s.op}) before its input {t.name} is computed")
+        ready.update(graph.tensors[o].storage for o in s.outputs)
+    life = graph.lifetimes(order)
     spans = []
-    for t in graph.storage_tensors():
-        if t.id not in plan.offsets:
-            raise TvmAccelError(f"memory plan has no offset for tensor {t.name}")
-        off = plan.offsets[t.id]
-        if off < 0 or off + t.nbytes > plan.arena_bytes:
-            raise TvmAccelError(f"memory plan puts tensor {t.name} outside the arena")
+    for key in _buffers(graph):
+        size = graph.buffer_bytes(key)
+        label = f"workspace of step {key[1]}" if isinstance(key, tuple) else graph.tensors[key].name
+        if key not in plan.offsets:
+            raise TvmAccelError(f"memory plan has no offset for {label}")
+        off = plan.offsets[key]
+        if off < 0 or off + size > plan.arena_bytes:
+            raise TvmAccelError(f"memory plan puts {label} outside the arena")
         if off % 4:
-            raise TvmAccelError(f"memory plan puts tensor {t.name} at unaligned offset {off}")
-        spans.append((t, off, life[t.id]))
-    for i, (a, oa, la) in enumerate(spans):
-        for b, ob, lb in spans[i + 1:]:
-            if la[0] <= lb[1] and lb[0] <= la[1] and oa < ob + b.nbytes and ob < oa + a.nbytes:
+            raise TvmAccelError(f"memory plan puts {label} at unaligned offset {off}")
+        spans.append((label, off, size, life[key]))
+    for i, (a, oa, sa, la) in enumerate(spans):
+        for b, ob, sb, lb in spans[i + 1:]:
+            if la[0] <= lb[1] and lb[0] <= la[1] and oa < ob + sb and ob < oa + sa:
                 raise TvmAccelError(
-                    f"memory plan overlaps live tensors {a.name} [{oa}, {oa + a.nbytes}) and "
-                    f"{b.name} [{ob}, {ob + b.nbytes}) at steps {max(la[0], lb[0])}..{min(la[1], lb[1])}"
+                    f"memory plan overlaps live buffers {a} [{oa}, {oa + sa}) and {b} [{ob}, {ob + sb})"
                 )
 
 
@@ -99,6 +175,7 @@ class PackageInfo:
     workspace_bytes: int
     weights_bytes: int
     plan_source: str
+    plan: dict
     num_steps: int
     kernels: list[str]
     steps: list[dict] = field(default_factory=list)
@@ -115,44 +192,67 @@ class PackageInfo:
         return cls(**json.loads(path.read_text()))
 
 
-def kernels_c_source(graph: Graph) -> tuple[str, int, dict[str, int]]:
-    """C of every kernel from TVM's c target; returns (source, workspace pool bytes, per kernel)."""
+def _kernel_cache_dir() -> Path | None:
+    if os.environ.get("TVM_ACCEL_KERNEL_CACHE", "") == "off":
+        return None
+    base = os.environ.get("TVM_ACCEL_KERNEL_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "tvm-accel", "kernels")
+    return Path(base)
+
+
+def kernel_c(prim, symbol: str) -> str:
+    """C of one PrimFunc as ``__tvm_ffi_<symbol>``, from TVM's c target (argument checks
+    compiled out), with TVM's includes replaced by ours. Cached on disk by the exact TIR text
+    (TVM's C build of a large integer kernel takes seconds)."""
     import tvm
 
-    funcs = {}
-    for name, prim in graph.kernels.items():
-        sym = KERNEL_PREFIX + c_identifier(name)
-        funcs[sym] = prim.with_attr("global_symbol", sym)
-    irmod = tvm.IRModule(funcs)
+    func = prim.with_attr("global_symbol", symbol)
+    cache = _kernel_cache_dir()
+    key = None
+    if cache is not None:
+        text = func.script(show_meta=True)
+        key = hashlib.sha256(f"{tvm.__version__}|{CODEGEN_VERSION}|{text}".encode()).hexdigest()[:32]
+        hit = cache / f"{key}.c"
+        if hit.exists():
+            return hit.read_text()
     try:
         with tvm.transform.PassContext(opt_level=3, config={"tirx.disable_assert": True}):
-            lib = tvm.tirx.build(irmod, target="c")
+            lib = tvm.tirx.build(tvm.IRModule({symbol: func}), target="c")
     except Exception as err:  # a kernel TVM cannot build is a bug of the lowering, but say which
-        raise TvmAccelError(f"TVM's C target failed on the model's kernels: {str(err).splitlines()[0]}") from None
+        raise TvmAccelError(f"TVM's C target failed on kernel {symbol}: {str(err).splitlines()[0]}") from None
     src = lib.inspect_source()
-    for mod in getattr(lib, "imports", []):
-        src += "\n" + mod.inspect_source()
-    # Our ABI header instead of TVM's (no TVM headers needed).
     src = re.sub(r'#include "tvm/[^"]+"\n', "", src)
-    src = src.replace("#define TVM_EXPORTS\n", '#include "tvm_accel_kernel_abi.h"\n', 1)
+    src = src.replace("#define TVM_EXPORTS\n", "", 1)
     src = src.replace("void* __tvm_ffi__library_ctx = NULL;\n", "")
     cut = src.find("// CodegenC: NOTE: Auto-generated entry function")
     if cut >= 0:
         src = src[:cut]
-    # Workspace: each kernel allocates and frees in LIFO order; its need is the sum of its requests.
+    src = re.sub(r"#include <[^>]+>\n", "", src)  # the ABI header includes what kernels need
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = cache / f"{key}.{os.getpid()}.tmp"
+        tmp.write_text(src)
+        os.replace(tmp, cache / f"{key}.c")
+    return src
+
+
+def kernels_c_source(graph: Graph) -> tuple[str, int, dict[str, int]]:
+    """C of every kernel; returns (source, largest workspace, workspace bytes per kernel symbol)."""
+    parts = ['#include "tvm_accel_kernel_abi.h"', "#include <math.h>", ""]
     need: dict[str, int] = {}
-    starts = [(m.start(), m.group(1)) for m in re.finditer(r"int32_t __tvm_ffi_(\w+)\(void\* self_handle[^)]*\) \{", src)]
-    for i, (pos, fname) in enumerate(starts):
-        end = starts[i + 1][0] if i + 1 < len(starts) else len(src)
-        body = src[pos:end]
+    for name, prim in graph.kernels.items():
+        sym = KERNEL_PREFIX + c_identifier(name)
+        body = kernel_c(prim, sym)
+        parts.append(body)
+        # Each kernel allocates and frees in LIFO order: its need is the sum of its requests.
         total = 0
-        for m in re.finditer(r"TVMBackendAllocWorkspace\(([^;]*)\)\)?\)?;", body):
+        for m in re.finditer(r"TVMBackendAllocWorkspace\(([^;]*);", body):
             sizes = re.findall(r"\(uint64_t\)(\d+)ULL", m.group(1))
             if not sizes:
-                raise TvmAccelError(f"kernel {fname} requests a workspace of dynamic size; not supported")
+                raise TvmAccelError(f"kernel {name} requests a workspace of dynamic size; not supported")
             total += _align(int(sizes[0]))
-        need[fname] = total
-    return src, max(need.values(), default=0), need
+        need[sym] = total
+    return "\n".join(parts), max(need.values(), default=0), need
 
 
 def _c_bytes(data: bytes) -> str:
@@ -167,24 +267,34 @@ def _dl_dtype(dtype: str) -> str:
     return f"{{{_DL_CODE[dt.kind]}, {dt.itemsize * 8 if dt.kind != 'b' else 8}, 1}}"
 
 
-def emit_package(mod, out_dir: str | Path, *, plan: ArenaPlan | None = None, name: str = "model",
+def emit_package(mod, out_dir: str | Path, *, plan="planner", name: str = "model",
                  io_quant: dict | None = None, func_name: str = "main") -> PackageInfo:
     """Write the C package of ``mod``'s ``main`` into ``out_dir``.
 
-    ``plan``: arena offsets (e.g. from the memory planner); default: the planner's offsets
-    recorded on the module if present, else no reuse. ``io_quant``: optional
+    ``plan``: "planner" (memory_planner: min-peak order, optimal layout; the default),
+    "no-reuse" (every buffer its own place), an ``ArenaPlan``, or a callable
+    ``graph -> ArenaPlan``. Every plan is checked before use. ``io_quant``: optional
     {"inputs": [(scale, zero_point), ...], "outputs": [...]} for model.h.
     """
     graph = mod if isinstance(mod, Graph) else extract_graph(mod, func_name)
-    if plan is None:
+    kernels_src, workspace_bytes, need = kernels_c_source(graph)
+    for s in graph.steps:
+        s.workspace = need.get(KERNEL_PREFIX + c_identifier(s.kernel), 0)
+    if plan == "planner":
+        plan = plan_memory(graph)
+    elif plan == "no-reuse" or plan is None:
         plan = plan_no_reuse(graph)
+    elif callable(plan):
+        plan = plan(graph)
+    if not isinstance(plan, ArenaPlan):
+        raise TvmAccelError(f"unknown memory plan {plan!r} (planner, no-reuse, an ArenaPlan or a callable)")
     check_plan(graph, plan)
+    order = plan.order if plan.order is not None else list(range(len(graph.steps)))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("*.c"):
         stale.unlink()
 
-    kernels_src, workspace_bytes, _ = kernels_c_source(graph)
     (out / "kernels.c").write_text("/* Kernels: TVM's c target (generated by tvm_accel.codegen). */\n" + kernels_src)
 
     T = graph.tensors
@@ -218,10 +328,7 @@ def emit_package(mod, out_dir: str | Path, *, plan: ArenaPlan | None = None, nam
         c.append(f"extern const uint8_t {WEIGHT_PREFIX}{t.id}[];")
     c += ["",
           f"/* Tensor arena: {plan.arena_bytes} bytes, offsets by {plan.source}. */",
-          f"uint8_t tvm_accel_arena[{max(plan.arena_bytes, ALIGN)}] __attribute__((aligned({ALIGN})));",
-          f"/* Kernel workspace pool: {workspace_bytes} bytes (largest kernel's temporary buffers). */",
-          f"uint8_t tvm_accel_workspace[{max(workspace_bytes, 1)}] __attribute__((aligned({ALIGN})));",
-          f"const uint32_t tvm_accel_workspace_bytes = {workspace_bytes};", ""]
+          f"uint8_t tvm_accel_arena[{max(plan.arena_bytes, ALIGN)}] __attribute__((aligned({ALIGN})));", ""]
     for tid in used:
         t = T[tid]
         c.append(f"static const DLTensor tva_t{tid} = {{{data_expr(t)}, {{1, 0}}, {len(t.shape)}, "
@@ -231,8 +338,11 @@ def emit_package(mod, out_dir: str | Path, *, plan: ArenaPlan | None = None, nam
         items = ", ".join(f"{{.type_index = TVM_ACCEL_FFI_DLTENSOR_PTR, .v_ptr = (void *)&tva_t{a}}}" for a in s.args)
         c.append(f"static const TVMFFIAny tva_args{s.index}[{len(s.args)}] = {{{items}}};")
     c += ["", "int model_invoke(void) {"]
-    for s in graph.steps:
-        c.append(f"  /* {s.index}: {s.op} */")
+    for si in order:
+        s = graph.steps[si]
+        c.append(f"  /* step {s.index}: {s.op} */")
+        if s.workspace:
+            c.append(f"  tvm_accel_set_workspace(tvm_accel_arena + {plan.offsets[('ws', s.index)]}, {s.workspace});")
         c.append(f"  if (__tvm_ffi_{KERNEL_PREFIX}{c_identifier(s.kernel)}(NULL, (void *)tva_args{s.index}, "
                  f"{len(s.args)}, NULL) != 0) return {s.index + 1};")
     c += ["  return 0;", "}", ""]
@@ -263,7 +373,7 @@ def emit_package(mod, out_dir: str | Path, *, plan: ArenaPlan | None = None, nam
     h = [f"/* {name}: generated by tvm_accel.codegen; no TVM library needed. */",
          f"#ifndef {guard}", f"#define {guard}", "#include <stdint.h>", "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
          f"#define MODEL_NUM_INPUTS {len(io_in)}", f"#define MODEL_NUM_OUTPUTS {len(io_out)}",
-         f"#define MODEL_ARENA_BYTES {plan.arena_bytes}", f"#define MODEL_WORKSPACE_BYTES {workspace_bytes}",
+         f"#define MODEL_ARENA_BYTES {plan.arena_bytes}", f"#define MODEL_MAX_KERNEL_WORKSPACE_BYTES {workspace_bytes} /* inside the arena */",
          f"#define MODEL_WEIGHTS_BYTES {weights_bytes}"]
     quant = io_quant or {}
     for kind, lst in (("INPUT", io_in), ("OUTPUT", io_out)):
@@ -306,9 +416,12 @@ def emit_package(mod, out_dir: str | Path, *, plan: ArenaPlan | None = None, nam
         workspace_bytes=workspace_bytes,
         weights_bytes=weights_bytes,
         plan_source=plan.source,
+        plan={"order": order, "details": plan.details,
+              "workspaces": {str(s.index): [plan.offsets[("ws", s.index)], s.workspace]
+                             for s in graph.steps if s.workspace}},
         num_steps=len(graph.steps),
         kernels=sorted(graph.kernels),
-        steps=[{"op": s.op, "kernel": s.kernel, "args": s.args} for s in graph.steps],
+        steps=[{"op": s.op, "kernel": s.kernel, "args": s.args, "workspace": s.workspace} for s in graph.steps],
         tensors=[{"id": t.id, "name": t.name, "shape": list(t.shape), "dtype": t.dtype, "kind": t.kind,
                   "storage": t.storage, "bytes": t.nbytes, "offset": plan.offsets.get(t.storage)}
                  for t in T],

@@ -49,6 +49,7 @@ class Step:
     outputs: list[int]
     op: str  # tvm_accel.op, or "generic:<name>" for a legalized Relax op
     attrs: dict = field(default_factory=dict)
+    workspace: int = 0  # bytes of TVMBackendAllocWorkspace the kernel needs while it runs
 
 
 @dataclass
@@ -63,29 +64,34 @@ class Graph:
         """Tensors that own bytes in RAM (inputs, intermediates, outputs; not aliases, weights)."""
         return [t for t in self.tensors if t.storage == t.id and t.kind != "weight"]
 
-    def lifetimes(self) -> dict[int, tuple[int, int]]:
-        """storage id -> (first step that writes it, last step that reads it), inclusive.
+    def lifetimes(self, order: list[int] | None = None) -> dict:
+        """Buffer -> (first position, last position) in ``order`` (default: step order), inclusive.
 
-        Inputs live from step 0 (written by the caller), outputs to the end (read by it)."""
-        last_step = max(len(self.steps) - 1, 0)
-        live: dict[int, list[int]] = {}
-        for t in self.storage_tensors():
-            live[t.id] = [last_step + 1, -1]
+        Buffers are storage tensor ids (int) and step workspaces ``("ws", step index)``. Inputs
+        live from the start (written by the caller), outputs to the end (read by it)."""
+        order = list(range(len(self.steps))) if order is None else list(order)
+        pos = {s: i for i, s in enumerate(order)}
+        end = max(len(order) - 1, 0)
+        live: dict = {t.id: [end + 1, -1] for t in self.storage_tensors()}
         for tid in self.inputs:
-            s = self.tensors[tid].storage
-            if s in live:
-                live[s][0] = 0
+            live[self.tensors[tid].storage][0] = 0
         for step in self.steps:
+            p = pos[step.index]
             for tid in step.args:
                 s = self.tensors[tid].storage
                 if s in live:
-                    live[s][0] = min(live[s][0], step.index)
-                    live[s][1] = max(live[s][1], step.index)
+                    live[s][0] = min(live[s][0], p)
+                    live[s][1] = max(live[s][1], p)
+            if step.workspace:
+                live[("ws", step.index)] = [p, p]
         for tid in self.outputs:
-            s = self.tensors[tid].storage
-            if s in live:
-                live[s][1] = last_step
+            live[self.tensors[tid].storage][1] = end
         return {k: (v[0], max(v[1], v[0])) for k, v in live.items()}
+
+    def buffer_bytes(self, key) -> int:
+        if isinstance(key, tuple):
+            return self.steps[key[1]].workspace
+        return self.tensors[key].nbytes
 
 
 def _shape_dtype(ty, what: str) -> tuple[tuple[int, ...], str]:

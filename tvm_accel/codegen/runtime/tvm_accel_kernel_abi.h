@@ -49,6 +49,8 @@ void *TVMBackendAllocWorkspace(int device_type, int device_id, uint64_t nbytes, 
                                int dtype_bits_hint);
 int TVMBackendFreeWorkspace(int device_type, int device_id, void *ptr);
 void TVMFFIErrorSetRaisedFromCStrParts(const char *kind, const char **parts, int32_t num_parts);
+/* Points TVMBackendAllocWorkspace at the planned arena region of the next kernel call. */
+void tvm_accel_set_workspace(void *base, uint32_t bytes);
 
 #ifdef __cplusplus
 }
