@@ -96,7 +96,7 @@ def row_to_program(i: int, rec: dict, cfg: GemminiConfig, order_mode: str = "map
         tj, tk = -(-tile["och"] // d), -(-tile["kch"] // d)
         while (ti * tk + tk * tj) * d > cfg.sp_rows // 2 and tk > 1:
             tk -= 1
-        while ti * tj * d > cfg.acc_rows and ti > 1:
+        while ti * tj * d > cfg.acc_rows // 2 and ti > 1:
             ti -= 1
         return Row(i, layer, P.MatmulTiling(ti, tj, tk), rec["mapping.mapping"], float(rec["target.gemmini_cycle"]))
     sp_rows, _ = P.conv_tile_rows(layer, cfg, tile)

@@ -105,7 +105,10 @@ class ConvTiling:
 
 
 def conv_tile_rows(layer: ConvLayer, cfg: GemminiConfig, tile: dict[str, int]) -> tuple[int, int]:
-    """(scratchpad rows, accumulator rows) one LOOP_CONV_WS of this tile size needs."""
+    """(scratchpad rows, accumulator rows) one LOOP_CONV_WS of this tile size needs.
+
+    A hardware loop may use half of the scratchpad when double-buffered (all of it otherwise)
+    and half of the accumulator."""
     dim = cfg.dim
     t = {d: min(tile.get(d, n), n) for d, n in layer.dims().items()}
     if layer.pooled:
@@ -167,9 +170,9 @@ def emit_conv(layer: ConvLayer, tiling: ConvTiling, cfg: GemminiConfig, input: s
     tile, trips = _conv_trips(layer, tiling)
     sp_rows, acc_rows = conv_tile_rows(layer, cfg, tile)
     sp_cap = cfg.sp_rows // 2 if tiling.double_buffer else cfg.sp_rows
-    if sp_rows > sp_cap or acc_rows > cfg.acc_rows:
+    if sp_rows > sp_cap or acc_rows > cfg.acc_rows // 2:
         raise SimulationError(
-            f"conv tile {tile} needs {sp_rows} scratchpad rows (of {sp_cap}) and {acc_rows} accumulator rows (of {cfg.acc_rows})")
+            f"conv tile {tile} needs {sp_rows} scratchpad rows (of {sp_cap}) and {acc_rows} accumulator rows (of {cfg.acc_rows // 2})")
     if conv_spills(layer, tiling) and partials is None:
         raise SimulationError("this tile loop order spills partial sums: pass a partials buffer")
     L = layer
@@ -205,7 +208,7 @@ def matmul_tile_calls(M: int, N: int, K: int, tiling: MatmulTiling, cfg: Gemmini
     bi, bj, bk = _ceil_div(M, dim), _ceil_div(N, dim), _ceil_div(K, dim)
     ti, tj, tk = min(tiling.tile_i, bi), min(tiling.tile_j, bj), min(tiling.tile_k, bk)
     half = cfg.sp_rows // 2
-    if (ti * tk + tk * tj) * dim > half or ti * tj * dim > cfg.acc_rows:
+    if (ti * tk + tk * tj) * dim > half or ti * tj * dim > cfg.acc_rows // 2:
         raise SimulationError(f"matmul tile {ti}x{tj}x{tk} blocks does not fit half the scratchpad / the accumulator")
     n = 0
     for i0 in range(0, bi, ti):

@@ -359,6 +359,10 @@ class Gemmini {
   uint64_t lw_A = 0, lw_B = 0, lw_D = 0, lw_C = 0, lw_sA = 0, lw_sB = 0, lw_sD = 0, lw_sC = 0;
   // LOOP_CONV_WS configuration (raw register pairs of CONFIG_1..6)
   uint64_t lc[6][2] = {};
+  // Hardware loops use one half of the accumulator; a loop that writes its output to DRAM
+  // hands the other half to the next loop (a loop without output leaves its partial sums in
+  // place for the next one), as Gemmini's loop unrollers do.
+  uint32_t acc_half = 0;
 
   // cycle the current instruction arrived at (CPU time)
   double now = 0;
@@ -746,7 +750,8 @@ class Gemmini {
     uint64_t a_rows = I * K * DIM, b_rows = K * J * DIM;
     if (b_rows > b_end || a_start + a_rows > b_end - b_rows)
       illegal("LOOP_WS: A and B tiles (" + std::to_string(a_rows + b_rows) + " rows) do not fit their scratchpad half");
-    if (I * J * DIM > acc_rows) illegal("LOOP_WS: C tile does not fit the accumulator");
+    if (I * J * DIM > acc_rows / 2) illegal("LOOP_WS: C tile does not fit half the accumulator");
+    const uint32_t acc_base = acc_half * (acc_rows / 2);
     uint64_t b_start = b_end - b_rows;
     st.loop_ws++;
     // the loop unroller accepts the command when its FSM is free; the CPU continues
@@ -772,7 +777,7 @@ class Gemmini {
       for (uint64_t i = 0; i < I; i++)
         for (uint64_t j = 0; j < J; j++) {
           uint64_t dram = lw_D + (i * DIM * lw_sD + j * DIM) * (low_D ? 1 : 4);
-          mvin(p, 2, dram, pack(ACC | (uint32_t)((i * J + j) * DIM), rows_of(j, J, lw_padJ), rows_of(i, I, lw_padI)), next());
+          mvin(p, 2, dram, pack(ACC | (acc_base + (uint32_t)((i * J + j) * DIM)), rows_of(j, J, lw_padJ), rows_of(i, I, lw_padI)), next());
         }
     }
     lds[0].stride = lw_sA;
@@ -793,7 +798,7 @@ class Gemmini {
             if (tb) mvin(p, 1, lw_B + (j * DIM * lw_sB + k * DIM), pack(b_addr, rows_of(k, K, lw_padK), rows_of(j, J, lw_padJ)), next());
             else mvin(p, 1, lw_B + (k * DIM * lw_sB + j * DIM), pack(b_addr, rows_of(j, J, lw_padJ), rows_of(k, K, lw_padK)), next());
           }
-          uint32_t c_addr = ACC | (uint32_t)((i * J + j) * DIM);
+          uint32_t c_addr = ACC | (acc_base + (uint32_t)((i * J + j) * DIM));
           if (k > 0 || have_D || ex_accumulate) c_addr |= ACCUM;
           uint32_t b_rows_n = tb ? rows_of(j, J, lw_padJ) : rows_of(k, K, lw_padK);
           uint32_t b_cols_n = tb ? rows_of(k, K, lw_padK) : rows_of(j, J, lw_padJ);
@@ -804,7 +809,7 @@ class Gemmini {
           compute(i == 0, pack(a_addr, a_cols_n, a_rows_n), garbage_op(), next());
           if (k == K - 1 && lw_C != 0) {
             uint64_t dram = lw_C + (i * DIM * lw_sC + j * DIM) * (full_C ? 4 : 1);
-            uint32_t src = ACC | (full_C ? 0x20000000u : 0) | (uint32_t)((i * J + j) * DIM);
+            uint32_t src = ACC | (full_C ? 0x20000000u : 0) | (acc_base + (uint32_t)((i * J + j) * DIM));
             mvout(p, dram, pack(src, rows_of(j, J, lw_padJ), rows_of(i, I, lw_padI)), next(), act ? act : -1);
           }
         }
@@ -813,6 +818,7 @@ class Gemmini {
     st_stride = save_st_stride;
     tm.loop_fsm_free[fsm] = tq;
     tm.last_dispatch = t0;
+    if (lw_C != 0) acc_half ^= 1;
   }
 
   // -------------------------------------------------------------------------- LOOP_CONV_WS
@@ -865,7 +871,8 @@ class Gemmini {
     if (w_rows > b_end || a_start + in_rows > b_end - w_rows)
       illegal("LOOP_CONV_WS: input and weight tiles (" + std::to_string(in_rows + w_rows) + " rows) do not fit their scratchpad half");
     uint64_t out_pixels = batches * orows * ocols;
-    if (och_blocks * out_pixels > acc_rows) illegal("LOOP_CONV_WS: output tile does not fit the accumulator");
+    if (och_blocks * out_pixels > acc_rows / 2) illegal("LOOP_CONV_WS: output tile does not fit half the accumulator");
+    const uint32_t acc_base = acc_half * (acc_rows / 2);
     uint64_t w_start = b_end - w_rows;
     bool pool = !no_pool && pstride != 0;
     if (pool && (porows == 0 || pocols == 0 || psize == 0)) illegal("LOOP_CONV_WS pooling with a zero bound");
@@ -899,7 +906,7 @@ class Gemmini {
           for (uint64_t orow = 0; orow < orows; orow++)
             for (uint64_t ocol = 0; ocol < ocols; ocol += DIM) {
               uint32_t n = (uint32_t)std::min<uint64_t>(DIM, ocols - ocol);
-              uint32_t row = (uint32_t)(ob * out_pixels + b * orows * ocols + orow * ocols + ocol);
+              uint32_t row = acc_base + (uint32_t)(ob * out_pixels + b * orows * ocols + orow * ocols + ocol);
               mvin(p, 2, no_bias ? 0 : bias_addr + ob * DIM * 4, pack(ACC | row, nch, n), next());
             }
       }
@@ -968,7 +975,7 @@ class Gemmini {
                   uint32_t n = (uint32_t)std::min<uint64_t>(DIM, ocols - ocol);
                   uint64_t irow = orow * stride + krow * dilation, icol = ocol * stride + kcol * dilation;
                   uint64_t a_row = a_start + ib * input_spad_stride + b * irows * icols + irow * icols + icol;
-                  uint32_t c_row = (uint32_t)(ob * out_pixels + b * orows * ocols + orow * ocols + ocol);
+                  uint32_t c_row = acc_base + (uint32_t)(ob * out_pixels + b * orows * ocols + orow * ocols + ocol);
                   bool overwrite = first_red && bias_addr == 0 && no_bias;
                   uint32_t c_addr = ACC | (overwrite ? 0 : ACCUM) | c_row;
                   if (dw) {
@@ -993,7 +1000,7 @@ class Gemmini {
           uint32_t nch = (uint32_t)std::min<uint64_t>(DIM, pochs - ob * DIM);
           for (uint64_t b = 0; b < batches; b++) {
             uint64_t dram = output_addr + (b * pool_out_row_dim * pool_out_col_dim) * out_stride + ob * DIM;
-            mvout(p, dram, pack(ACC | (uint32_t)(ob * out_pixels + b * orows * ocols), nch, 0), next(), act);
+            mvout(p, dram, pack(ACC | (acc_base + (uint32_t)(ob * out_pixels + b * orows * ocols)), nch, 0), next(), act);
           }
         }
       } else {
@@ -1006,7 +1013,7 @@ class Gemmini {
               for (uint64_t ocol = 0; ocol < ocols; ocol += DIM) {
                 uint32_t n = (uint32_t)std::min<uint64_t>(DIM, ocols - ocol);
                 uint64_t dram = output_addr + ((b * out_row_dim + orow) * out_col_dim + ocol) * out_stride + ob * DIM;
-                uint32_t row = (uint32_t)(ob * out_pixels + b * orows * ocols + orow * ocols + ocol);
+                uint32_t row = acc_base + (uint32_t)(ob * out_pixels + b * orows * ocols + orow * ocols + ocol);
                 mvout(p, dram, pack(ACC | row, nch, n), next(), act);
               }
         }
@@ -1019,6 +1026,7 @@ class Gemmini {
     pool_out_dim = save_pool[4]; pool_porows = save_pool[5]; pool_pocols = save_pool[6]; pool_orows = save_pool[7]; pool_ocols = save_pool[8];
     tm.loop_fsm_free[fsm] = tq;
     tm.last_dispatch = t0;
+    if (output_addr != 0) acc_half ^= 1;
   }
 
   // Depthwise step: C[i][c] (+)= A[i][c] * w[c] for n pixels (rows spaced by a_stride), nch channels.

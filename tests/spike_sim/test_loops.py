@@ -78,7 +78,8 @@ def random_conv_case(rng, cfg, n):
         tile["kch"], tile["och"] = -(-cin // 2), -(-cout // 2)
         order = ["b", "kch", "orow", "och", "ocol", "krow", "kcol"]
     tiling = P.ConvTiling(tile, order)
-    if P.conv_tile_rows(layer, cfg, tiling.tile)[0] > cfg.sp_rows // 2:
+    sp_rows, acc_rows = P.conv_tile_rows(layer, cfg, tiling.tile)
+    if sp_rows > cfg.sp_rows // 2 or acc_rows > cfg.acc_rows // 2:
         return random_conv_case(rng, cfg, n + 1000)
     x = rng.integers(-128, 128, (layer.batch, h, w, cin), dtype=np.int8)
     wshape = (kr, kc, cin) if dw else (kr, kc, cin, cout)

@@ -78,6 +78,12 @@ typedef int32_t acc_t;
 #define GEMMINI_ACC_ACCUMULATE ((uint32_t)1u << 30) /* writes add instead of overwrite */
 #define GEMMINI_ACC_FULL ((uint32_t)1u << 29)       /* reads: full int32, no scaling */
 
+/* Hardware loops work in one half of the accumulator: a loop that writes its output to DRAM
+ * hands the other half to the next loop (one without output leaves its partial sums in place).
+ * The loop macros below track the half the next loop will use (defined in the runtime). */
+extern unsigned gemmini_acc_half;
+#define GEMMINI_ACC_LOOP_BASE (gemmini_acc_half * (GEMMINI_ACC_ROWS / 2))
+
 #define MVIN_SCALE_IDENTITY 1.0f
 #define ACC_SCALE_IDENTITY 1.0f
 
@@ -178,6 +184,7 @@ static inline uint32_t gemmini_f32_bits(float f) {
                  ((uint64_t)(a_spad_id) << 18) | ((uint64_t)(b_spad_id) << 16) | ((uint64_t)(act) << 8) |        \
                      ((uint64_t)(low_D) << 2) | ((uint64_t)(full_C) << 1) | (uint64_t)(ex_accumulate),           \
                  ((uint64_t)(B_transpose) << 1) | (uint64_t)(A_transpose));                                      \
+    if ((uintptr_t)(C) != 0) gemmini_acc_half ^= 1;                                                              \
   } while (0)
 
 #define gemmini_loop_conv_ws(batch_size, in_row_dim, in_col_dim, in_channels, out_channels, out_row_dim,           \
@@ -219,6 +226,7 @@ static inline uint32_t gemmini_f32_bits(float f) {
                      ((uint64_t)(wrot180) << 1) | (uint64_t)(no_bias),                                             \
                  ((uint64_t)(act) << 3) | ((uint64_t)(input_dilated) << 2) | ((uint64_t)(downsample) << 1) |       \
                      (uint64_t)(no_pool));                                                                         \
+    if ((uintptr_t)(output) != 0) gemmini_acc_half ^= 1;                                                           \
   } while (0)
 
 /* ---- counters (funct3 = 7: result in rd) ---- */

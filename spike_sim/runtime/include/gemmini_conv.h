@@ -102,10 +102,11 @@ static inline void spike_sim_conv_tile(const spike_sim_conv_layer_t* L, const sp
       for (int p0 = 0; p0 < out_pixels; p0 += DIM) {
         int n = ssc_min(DIM, out_pixels - p0), nch = ssc_min(DIM, pochs - ob * DIM);
         uint32_t row = (uint32_t)(ob * out_pixels + p0);
-        gemmini_extended_mvin3(partials + slot + (uint64_t)row * DIM * 4, GEMMINI_ACC_ADDR | row, nch, n);
+        gemmini_extended_mvin3(partials + slot + (uint64_t)row * DIM * 4, GEMMINI_ACC_ADDR | (GEMMINI_ACC_LOOP_BASE + row), nch, n);
       }
   }
   int a_id = T->double_buffer ? parity : 0, b_id = T->double_buffer ? parity : 1;
+  uint32_t acc_base = GEMMINI_ACC_LOOP_BASE; /* the half this tile's loop uses */
   gemmini_loop_conv_ws(L->batch, L->in_rows, L->in_cols, L->in_channels, L->out_channels, L->out_rows, L->out_cols,
                        L->pool_out_rows, L->pool_out_cols, L->stride, L->padding, S, L->dilation,
                        L->pool_stride ? L->pool_size : 0, L->pool_stride, L->pool_stride ? L->pool_padding : 0,
@@ -118,7 +119,7 @@ static inline void spike_sim_conv_tile(const spike_sim_conv_layer_t* L, const sp
       for (int p0 = 0; p0 < out_pixels; p0 += DIM) {
         int n = ssc_min(DIM, out_pixels - p0), nch = ssc_min(DIM, pochs - ob * DIM);
         uint32_t row = (uint32_t)(ob * out_pixels + p0);
-        gemmini_extended_mvout(partials + slot + (uint64_t)row * DIM * 4, GEMMINI_ACC_ADDR | GEMMINI_ACC_FULL | row, nch, n);
+        gemmini_extended_mvout(partials + slot + (uint64_t)row * DIM * 4, GEMMINI_ACC_ADDR | GEMMINI_ACC_FULL | (acc_base + row), nch, n);
       }
     gemmini_config_st_act(L->out_channels, L->act, L->scale);
   }
