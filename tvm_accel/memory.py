@@ -154,8 +154,8 @@ def _reorder_bindings(func, step_order: list[str], step_names: list[str]):
     new_bindings = [b for _, _, b in keyed]
     cls = relax.DataflowBlock if isinstance(block, relax.DataflowBlock) else relax.BindingBlock
     body = relax.SeqExpr([cls(new_bindings)], func.body.body)
-    return relax.Function(func.params, body, func.ret_ty if hasattr(func, "ret_ty") else None,
-                          func.is_pure, func.attrs)
+    new = relax.Function(func.params, body, func.ret_ty, func.is_pure, func.attrs)
+    return relax.BlockBuilder().normalize(new)
 
 
 def record_plan(ex: ExtractedModel, p: Plan, func_name: str = "main"):

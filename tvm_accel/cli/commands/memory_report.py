@@ -1,0 +1,112 @@
+"""``tvm-accel memory-report MODEL``: where a model's RAM goes.
+
+Per operator (in execution order): the live bytes and the buffers alive, the peak marked; then
+the arena for no reuse, TFLite Micro's greedy planner in the model's order, ours, and the
+lower bounds, and the planning time. ``--plot`` draws the layout and the live-bytes curve."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "memory-report",
+        help="per-operator live memory and the planned arena of a model",
+        description="Import a model, lower it to integer operators, and plan its tensor arena: the "
+        "operator order (minimum peak memory) and every buffer's offset. Prints the live bytes of "
+        "every operator and the arena size for no reuse, TFLite Micro's greedy planner, ours and "
+        "the lower bound.",
+    )
+    p.add_argument("model", help="a .tflite or ONNX QDQ model")
+    p.add_argument("--order", choices=["original", "optimal"], default="optimal",
+                   help="operator order: the model's, or minimum peak memory (default)")
+    p.add_argument("--layout", choices=["greedy", "optimal"], default="optimal",
+                   help="buffer offsets: best greedy rule, or exact CP-SAT warm-started from it (default)")
+    p.add_argument("--align", type=int, default=16, help="alignment of every buffer in bytes (default 16)")
+    p.add_argument("--io", choices=["arena", "outside"], default="arena",
+                   help="model inputs and outputs inside the arena (default) or in buffers of the caller")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--plot", metavar="FILE", default=None, help="draw the layout into FILE (.svg or .png)")
+    p.set_defaults(func=run)
+    return p
+
+
+def build_report(model_path: str, order: str = "optimal", layout: str = "optimal", align: int = 16,
+                 io_in_arena: bool = True, progress=None) -> dict:
+    """Load, extract, plan; returns the report as a dict (also holding the Plan objects)."""
+    from memory_planner import plan, tflm_baseline
+
+    from ...errors import TvmAccelError
+    from ...frontend import load
+    from ...memory import extract
+
+    if align < 1:
+        raise TvmAccelError(f"--align must be a positive number of bytes, not {align}")
+    say = progress or (lambda msg: None)
+    t0 = time.perf_counter()
+    say(f"importing and lowering {model_path}")
+    model = load(model_path)
+    say(f"extracting the memory graph ({time.perf_counter() - t0:.1f} s)")
+    ex = extract(model.mod, name=model.name)
+    say(f"planning {len(ex.graph.operators)} operators")
+    kw = dict(align=align, inputs_in_arena=io_in_arena, outputs_in_arena=io_in_arena)
+    ours = plan(ex.graph, order=order, layout=layout, **kw)
+    base = tflm_baseline(ex.graph, **kw)
+    return {"model": model.name, "path": str(model_path), "graph": ex.graph, "plan": ours, "baseline": base}
+
+
+def report_json(r: dict) -> dict:
+    p, b = r["plan"], r["baseline"]
+    return {
+        "model": r["model"],
+        "operators": len(p.order),
+        "no_reuse_bytes": p.no_reuse_bytes,
+        "tflm_greedy_bytes": b.arena_bytes,
+        "arena_bytes": p.arena_bytes,
+        "lower_bound": p.lower_bound,
+        "best_order_bound": p.best_order_bound,
+        "planning_seconds": round(p.seconds, 4),
+        "plan": p.to_json(),
+        "per_operator": [
+            {"step": i, "operator": name, "kind": kind, "live_bytes": p.live[i],
+             "buffers": [b_.name for b_ in p.alive_at(i)]}
+            for i, (name, kind) in enumerate(zip(p.order, p.op_kinds))
+        ],
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from memory_planner.plot import plot_plan
+    from memory_planner.report import operator_table, summary_lines
+
+    from ...errors import TvmAccelError
+
+    if args.plot and Path(args.plot).suffix.lower() not in (".svg", ".png"):
+        raise TvmAccelError(f"--plot file must end in .svg or .png: {args.plot}")
+    progress = None if args.json else (lambda msg: print(f"[memory-report] {msg}", file=sys.stderr))
+    r = build_report(args.model, args.order, args.layout, args.align, args.io == "arena", progress)
+    p, b = r["plan"], r["baseline"]
+    if args.plot:
+        plot_plan(p, args.plot, baseline=b)
+    if args.json:
+        out = report_json(r)
+        if args.plot:
+            out["plot"] = args.plot
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{r['model']}: {len(p.order)} operators, alignment {p.align} B, "
+          f"inputs/outputs {'in the arena' if p.inputs_in_arena else 'outside the arena'}")
+    print()
+    for line in operator_table(p):
+        print(line)
+    print()
+    for line in summary_lines(p, b):
+        print(line)
+    if args.plot:
+        print(f"plot: {args.plot}")
+    return 0
