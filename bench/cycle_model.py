@@ -68,7 +68,7 @@ def parse_rows(path: Path) -> list[tuple[int, dict]]:
 GEMMINI_ORDER = ("b", "orow", "ocol", "och", "krow", "kcol", "kch")  # Gemmini's tiled_conv loop order
 
 
-def row_to_program(i: int, rec: dict, cfg: GemminiConfig, order_mode: str = "mapping", round_channels: bool = False,
+def row_to_program(i: int, rec: dict, cfg: GemminiConfig, order_mode: str = "gemmini", round_channels: bool = False,
                    matmul_path: bool = True) -> Row:
     from schedules.mapping import Mapping  # the Timeloop-notation parser lives in schedules
 
@@ -218,7 +218,7 @@ def main(argv=None) -> int:
     ap.add_argument("--write-config", action="store_true", help="store fitted parameters in the config file")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--timeout", type=float, default=120)
-    ap.add_argument("--order", choices=("mapping", "gemmini"), default="mapping",
+    ap.add_argument("--order", choices=("mapping", "gemmini"), default="gemmini",
                     help="tile loop order: the mapping's DRAM loops, or Gemmini's tiled_conv order")
     ap.add_argument("--round-channels", action="store_true", help="round channel tiles up to whole mesh widths")
     ap.add_argument("--no-matmul-path", action="store_true",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 import shutil
@@ -45,19 +46,28 @@ def extension_library(build: bool = True) -> Path:
         return path
     path = BUILD_DIR / "spike_sim" / EXTENSION_NAME
     sources = list((PACKAGE_DIR / "extension").glob("*.cc"))
-    stale = path.is_file() and any(s.stat().st_mtime > path.stat().st_mtime for s in sources)
-    if path.is_file() and not stale:
+
+    def up_to_date() -> bool:
+        return (path.is_file() and path.stat().st_size > 0
+                and all(s.stat().st_mtime <= path.stat().st_mtime for s in sources))
+
+    if up_to_date():
         return path
     if not build:
         raise SimulationError(f"the Gemmini extension is not built ({path}); run `cmake -S . -B build && cmake --build build`")
     if shutil.which("cmake") is None:
         raise SimulationError(f"the Gemmini extension is not built ({path}) and cmake is not installed to build it")
-    for cmd in (["cmake", "-S", str(REPO_ROOT), "-B", str(BUILD_DIR), "-DCMAKE_BUILD_TYPE=Release"],
-                ["cmake", "--build", str(BUILD_DIR), "--target", "spike_sim_gemmini"]):
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-            raise SimulationError(f"building the Gemmini extension failed: {' | '.join(tail)}")
+    BUILD_DIR.mkdir(exist_ok=True)
+    with open(BUILD_DIR / ".spike_sim_build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent runners build once
+        if up_to_date():
+            return path
+        for cmd in (["cmake", "-S", str(REPO_ROOT), "-B", str(BUILD_DIR), "-DCMAKE_BUILD_TYPE=Release"],
+                    ["cmake", "--build", str(BUILD_DIR), "--target", "spike_sim_gemmini"]):
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+                raise SimulationError(f"building the Gemmini extension failed: {' | '.join(tail)}")
     if not path.is_file():
         raise SimulationError(f"building the Gemmini extension did not produce {path}")
     return path

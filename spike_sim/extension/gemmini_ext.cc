@@ -238,7 +238,7 @@ enum Engine { LD = 0, EX = 1, ST = 2 };
 
 struct Timer {
   const Config& c;
-  double stream_t = 0;                    // when the command stream accepts its next command
+  double stream_t[3] = {0, 0, 0};         // when each queue of the reservation station accepts a command
   double free_at[3] = {0, 0, 0};          // engine can start its next command
   double done_max[3] = {0, 0, 0};         // latest completion per engine
   double busy[3] = {0, 0, 0};             // busy cycles per engine
@@ -260,10 +260,10 @@ struct Timer {
   }
   // A command arrives at time `t`; returns the time it is dispatched to its engine.
   double dispatch(Engine e, double t) {
-    double d = std::max(t, stream_t);
+    double d = std::max(t, stream_t[e]);
     auto& ring = inflight[e];
     d = std::max(d, ring[ring_pos[e]]);  // oldest in-flight command of that queue must be done
-    stream_t = d + c.t.command_issue_cycles;
+    stream_t[e] = d + c.t.command_issue_cycles;
     last_dispatch = d;
     return d;
   }
@@ -758,8 +758,10 @@ class Gemmini {
     int fsm = tm.loop_fsm_next;
     tm.loop_fsm_next ^= 1;
     double t0 = std::max(t, tm.loop_fsm_free[fsm]);
-    double tq = t0;  // microcommand arrival (the unroller emits one per cycle)
-    auto next = [&]() { tq += 1; return tq; };
+    // The unroller has one command generator per queue (load, execute, store), each emitting
+    // one command per cycle; data dependencies order them through the rows they touch.
+    double tq[3] = {t0, t0, t0};
+    auto next = [&](Engine e) { tq[e] += 1; return tq[e]; };
     // save architectural state the unroller overwrites, restore afterwards
     bool save_ta = a_transpose, save_tb = b_transpose;
     uint32_t save_as = a_stride, save_cs = c_stride;
@@ -777,7 +779,7 @@ class Gemmini {
       for (uint64_t i = 0; i < I; i++)
         for (uint64_t j = 0; j < J; j++) {
           uint64_t dram = lw_D + (i * DIM * lw_sD + j * DIM) * (low_D ? 1 : 4);
-          mvin(p, 2, dram, pack(ACC | (acc_base + (uint32_t)((i * J + j) * DIM)), rows_of(j, J, lw_padJ), rows_of(i, I, lw_padI)), next());
+          mvin(p, 2, dram, pack(ACC | (acc_base + (uint32_t)((i * J + j) * DIM)), rows_of(j, J, lw_padJ), rows_of(i, I, lw_padI)), next(LD));
         }
     }
     lds[0].stride = lw_sA;
@@ -791,32 +793,32 @@ class Gemmini {
           uint32_t a_addr = (uint32_t)(a_start + (i * K + k) * DIM);
           uint32_t b_addr = (uint32_t)(b_start + (k * J + j) * DIM);
           if (j == 0) {
-            if (ta) mvin(p, 0, lw_A + (k * DIM * lw_sA + i * DIM), pack(a_addr, rows_of(i, I, lw_padI), rows_of(k, K, lw_padK)), next());
-            else mvin(p, 0, lw_A + (i * DIM * lw_sA + k * DIM), pack(a_addr, rows_of(k, K, lw_padK), rows_of(i, I, lw_padI)), next());
+            if (ta) mvin(p, 0, lw_A + (k * DIM * lw_sA + i * DIM), pack(a_addr, rows_of(i, I, lw_padI), rows_of(k, K, lw_padK)), next(LD));
+            else mvin(p, 0, lw_A + (i * DIM * lw_sA + k * DIM), pack(a_addr, rows_of(k, K, lw_padK), rows_of(i, I, lw_padI)), next(LD));
           }
           if (i == 0) {
-            if (tb) mvin(p, 1, lw_B + (j * DIM * lw_sB + k * DIM), pack(b_addr, rows_of(k, K, lw_padK), rows_of(j, J, lw_padJ)), next());
-            else mvin(p, 1, lw_B + (k * DIM * lw_sB + j * DIM), pack(b_addr, rows_of(j, J, lw_padJ), rows_of(k, K, lw_padK)), next());
+            if (tb) mvin(p, 1, lw_B + (j * DIM * lw_sB + k * DIM), pack(b_addr, rows_of(k, K, lw_padK), rows_of(j, J, lw_padJ)), next(LD));
+            else mvin(p, 1, lw_B + (k * DIM * lw_sB + j * DIM), pack(b_addr, rows_of(j, J, lw_padJ), rows_of(k, K, lw_padK)), next(LD));
           }
           uint32_t c_addr = ACC | (acc_base + (uint32_t)((i * J + j) * DIM));
           if (k > 0 || have_D || ex_accumulate) c_addr |= ACCUM;
           uint32_t b_rows_n = tb ? rows_of(j, J, lw_padJ) : rows_of(k, K, lw_padK);
           uint32_t b_cols_n = tb ? rows_of(k, K, lw_padK) : rows_of(j, J, lw_padJ);
           preload(i == 0 ? pack(b_addr, b_cols_n, b_rows_n) : garbage_op(),
-                  pack(c_addr, rows_of(j, J, lw_padJ), rows_of(i, I, lw_padI)), next());
+                  pack(c_addr, rows_of(j, J, lw_padJ), rows_of(i, I, lw_padI)), next(EX));
           uint32_t a_rows_n = ta ? rows_of(k, K, lw_padK) : rows_of(i, I, lw_padI);
           uint32_t a_cols_n = ta ? rows_of(i, I, lw_padI) : rows_of(k, K, lw_padK);
-          compute(i == 0, pack(a_addr, a_cols_n, a_rows_n), garbage_op(), next());
+          compute(i == 0, pack(a_addr, a_cols_n, a_rows_n), garbage_op(), next(EX));
           if (k == K - 1 && lw_C != 0) {
             uint64_t dram = lw_C + (i * DIM * lw_sC + j * DIM) * (full_C ? 4 : 1);
             uint32_t src = ACC | (full_C ? 0x20000000u : 0) | (acc_base + (uint32_t)((i * J + j) * DIM));
-            mvout(p, dram, pack(src, rows_of(j, J, lw_padJ), rows_of(i, I, lw_padI)), next(), act ? act : -1);
+            mvout(p, dram, pack(src, rows_of(j, J, lw_padJ), rows_of(i, I, lw_padI)), next(ST), act ? act : -1);
           }
         }
     a_transpose = save_ta; b_transpose = save_tb; a_stride = save_as; c_stride = save_cs;
     lds[0] = save_ld[0]; lds[1] = save_ld[1]; lds[2] = save_ld[2];
     st_stride = save_st_stride;
-    tm.loop_fsm_free[fsm] = tq;
+    tm.loop_fsm_free[fsm] = std::max({tq[0], tq[1], tq[2]});
     tm.last_dispatch = t0;
     if (lw_C != 0) acc_half ^= 1;
   }
@@ -881,8 +883,8 @@ class Gemmini {
     int fsm = tm.loop_fsm_next;
     tm.loop_fsm_next ^= 1;
     double t0 = std::max(t, tm.loop_fsm_free[fsm]);
-    double tq = t0;
-    auto next = [&]() { tq += 1; return tq; };
+    double tq[3] = {t0, t0, t0};
+    auto next = [&](Engine e) { tq[e] += 1; return tq[e]; };
     auto pack = [](uint64_t addr, uint64_t cols, uint64_t rows) { return (addr & 0xFFFFFFFFull) | (cols << 32) | (rows << 48); };
     const uint32_t ACC = 0x80000000u, ACCUM = 0x40000000u;
     // save state the unroller changes
@@ -907,7 +909,7 @@ class Gemmini {
             for (uint64_t ocol = 0; ocol < ocols; ocol += DIM) {
               uint32_t n = (uint32_t)std::min<uint64_t>(DIM, ocols - ocol);
               uint32_t row = acc_base + (uint32_t)(ob * out_pixels + b * orows * ocols + orow * ocols + ocol);
-              mvin(p, 2, no_bias ? 0 : bias_addr + ob * DIM * 4, pack(ACC | row, nch, n), next());
+              mvin(p, 2, no_bias ? 0 : bias_addr + ob * DIM * 4, pack(ACC | row, nch, n), next(LD));
             }
       }
     }
@@ -929,7 +931,7 @@ class Gemmini {
             uint32_t nch = (uint32_t)std::min<uint64_t>(max_cols_sp, ichs - ich);
             uint64_t row = a_start + (ich / DIM) * input_spad_stride + b * irows * icols + (irow + upad) * icols + (icol + lpad);
             uint64_t dram = zero ? 0 : input_addr + (((b * in_row_dim + irow) * in_col_dim + icol) * in_stride + ich);
-            mvin(p, 0, dram, pack(row, nch, n), next());
+            mvin(p, 0, dram, pack(row, nch, n), next(LD));
           }
           icol += n;
         }
@@ -945,13 +947,13 @@ class Gemmini {
           uint32_t nch = (uint32_t)std::min<uint64_t>(max_cols_sp, pochs - och);
           if (dw) {
             uint64_t row = w_start + (och / DIM) * weight_spad_stride + krow * kcols + kcol;
-            mvin(p, 1, weights_addr + (kr * kernel_dim + kc) * weight_stride + och, pack(row, nch, 1), next());
+            mvin(p, 1, weights_addr + (kr * kernel_dim + kc) * weight_stride + och, pack(row, nch, 1), next(LD));
           } else {
             for (uint64_t kch = 0; kch < kchs; kch += DIM) {
               uint32_t nk = (uint32_t)std::min<uint64_t>(DIM, kchs - kch);
               uint64_t row = w_start + (och / DIM) * weight_spad_stride + krow * kcols * kchs + kcol * kchs + kch;
               uint64_t dram = weights_addr + ((kr * kernel_dim + kc) * in_channels + kch) * weight_stride + och;
-              mvin(p, 1, dram, pack(row, nch, nk), next());
+              mvin(p, 1, dram, pack(row, nch, nk), next(LD));
             }
           }
         }
@@ -979,10 +981,10 @@ class Gemmini {
                   bool overwrite = first_red && bias_addr == 0 && no_bias;
                   uint32_t c_addr = ACC | (overwrite ? 0 : ACCUM) | c_row;
                   if (dw) {
-                    dw_compute(first ? w_row : ~0ull, a_row, c_addr, n, nch, next());
+                    dw_compute(first ? w_row : ~0ull, a_row, c_addr, n, nch, next(EX));
                   } else {
-                    preload(first ? pack(w_row, nch, nk) : garbage_op(), pack(c_addr, nch, n), next());
-                    compute(first, pack(a_row, nk, n), garbage_op(), next());
+                    preload(first ? pack(w_row, nch, nk) : garbage_op(), pack(c_addr, nch, n), next(EX));
+                    compute(first, pack(a_row, nk, n), garbage_op(), next(EX));
                   }
                   first = false;
                 }
@@ -1000,7 +1002,7 @@ class Gemmini {
           uint32_t nch = (uint32_t)std::min<uint64_t>(DIM, pochs - ob * DIM);
           for (uint64_t b = 0; b < batches; b++) {
             uint64_t dram = output_addr + (b * pool_out_row_dim * pool_out_col_dim) * out_stride + ob * DIM;
-            mvout(p, dram, pack(ACC | (acc_base + (uint32_t)(ob * out_pixels + b * orows * ocols)), nch, 0), next(), act);
+            mvout(p, dram, pack(ACC | (acc_base + (uint32_t)(ob * out_pixels + b * orows * ocols)), nch, 0), next(ST), act);
           }
         }
       } else {
@@ -1014,7 +1016,7 @@ class Gemmini {
                 uint32_t n = (uint32_t)std::min<uint64_t>(DIM, ocols - ocol);
                 uint64_t dram = output_addr + ((b * out_row_dim + orow) * out_col_dim + ocol) * out_stride + ob * DIM;
                 uint32_t row = acc_base + (uint32_t)(ob * out_pixels + b * orows * ocols + orow * ocols + ocol);
-                mvout(p, dram, pack(ACC | row, nch, n), next(), act);
+                mvout(p, dram, pack(ACC | row, nch, n), next(ST), act);
               }
         }
       }
@@ -1024,7 +1026,7 @@ class Gemmini {
     st_stride = save_st_stride;
     pool_stride = save_pool[0]; pool_size = save_pool[1]; pool_upad = save_pool[2]; pool_lpad = save_pool[3];
     pool_out_dim = save_pool[4]; pool_porows = save_pool[5]; pool_pocols = save_pool[6]; pool_orows = save_pool[7]; pool_ocols = save_pool[8];
-    tm.loop_fsm_free[fsm] = tq;
+    tm.loop_fsm_free[fsm] = std::max({tq[0], tq[1], tq[2]});
     tm.last_dispatch = t0;
     if (output_addr != 0) acc_half ^= 1;
   }
