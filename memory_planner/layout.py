@@ -108,6 +108,7 @@ def greedy_by_conflicts(blocks: Sequence[Block], align: int, conf=None) -> list[
 def optimal_offsets(blocks: Sequence[Block], align: int, hint: Sequence[int], time_limit: float,
                     workers: int = 1):
     """CP-SAT; returns (offsets, proven optimal) or None if no solution in time."""
+    t0 = time.perf_counter()
     from ortools.sat.python import cp_model
 
     unit = 0
@@ -135,7 +136,7 @@ def optimal_offsets(blocks: Sequence[Block], align: int, hint: Sequence[int], ti
     m.AddNoOverlap2D(xs, ys)
     m.Minimize(arena)
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.05, time_limit)
+    solver.parameters.max_time_in_seconds = max(0.02, time_limit - (time.perf_counter() - t0))
     solver.parameters.num_workers = workers
     status = solver.Solve(m)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):

@@ -115,7 +115,7 @@ def _kind(b: Storage) -> str:
 
 def plan(graph: Graph, order: str | Sequence[str] = "optimal", layout: str = "optimal",
          align: int = 16, inputs_in_arena: bool = True, outputs_in_arena: bool = True,
-         order_time_limit: float = 0.6, layout_time_limit: float = 0.3,
+         order_time_limit: float = 0.55, layout_time_limit: float = 0.3,
          check: bool = True) -> Plan:
     """Order the operators and lay out their buffers in one arena, then verify the result.
 

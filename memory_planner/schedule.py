@@ -59,8 +59,12 @@ def _order_peak(bufs: Sequence[Storage], order: Sequence[int], align: int) -> in
     return max(live_bytes(bufs, order, align))
 
 
-def dp_order(graph: Graph, bufs: Sequence[Storage], align: int, state_limit: int = 20000):
-    """Exact minimum-peak order by search over downsets; None if they exceed state_limit."""
+def dp_order(graph: Graph, bufs: Sequence[Storage], align: int, state_limit: int = 20000,
+             time_limit: float | None = None, beam: int | None = None):
+    """Exact minimum-peak order by search over downsets; None if a layer holds more than
+    ``state_limit`` downsets or ``time_limit`` seconds pass. With ``beam``, a heuristic
+    instead: each layer keeps only the ``beam`` downsets of smallest (peak, live bytes)."""
+    deadline = None if time_limit is None else time.perf_counter() + time_limit
     n = len(graph.operators)
     pred_mask = [sum(1 << p for p in ps) for ps in graph.predecessors]
     size = [b.padded(align) for b in bufs]
@@ -88,7 +92,9 @@ def dp_order(graph: Graph, bufs: Sequence[Storage], align: int, state_limit: int
     history = [layer]
     for _ in range(n):
         nxt: dict[int, tuple[int, int, int]] = {}
-        for S, (peak, _, _) in layer.items():
+        for count, (S, (peak, _, _)) in enumerate(layer.items()):
+            if deadline is not None and count % 64 == 0 and time.perf_counter() > deadline:
+                return None
             base = mem(S)
             for v in range(n):
                 bit = 1 << v
@@ -99,7 +105,10 @@ def dp_order(graph: Graph, bufs: Sequence[Storage], align: int, state_limit: int
                 old = nxt.get(T)
                 if old is None or cand < old[0]:
                     nxt[T] = (cand, S, v)
-        if len(nxt) > state_limit:
+        if beam is not None and len(nxt) > beam:
+            ranked = sorted(nxt.items(), key=lambda kv: (kv[1][0], mem(kv[0])))
+            nxt = dict(ranked[:beam])
+        elif len(nxt) > state_limit:
             return None
         layer = nxt
         history.append(layer)
@@ -117,6 +126,7 @@ def dp_order(graph: Graph, bufs: Sequence[Storage], align: int, state_limit: int
 def cpsat_order(graph: Graph, bufs: Sequence[Storage], align: int, time_limit: float,
                 hint: Sequence[int], lower_bound: int = 0, workers: int = 1):
     """Exact CP-SAT model; returns (order, proven_optimal, best_bound) or None."""
+    t0 = time.perf_counter()
     from ortools.sat.python import cp_model
 
     n = len(graph.operators)
@@ -166,7 +176,7 @@ def cpsat_order(graph: Graph, bufs: Sequence[Storage], align: int, time_limit: f
         for t in range(n):
             m.AddHint(done[v][t], int(pos[v] <= t))
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.05, time_limit)
+    solver.parameters.max_time_in_seconds = max(0.02, time_limit - (time.perf_counter() - t0))
     solver.parameters.num_workers = workers
     status = solver.Solve(m)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -237,20 +247,28 @@ def schedule(graph: Graph, bufs: Sequence[Storage], align: int = 16, method: str
     if order is not None:
         peak = _order_peak(bufs, order, align)
         return Schedule(order, peak, "series-parallel", True, peak, time.perf_counter() - t0)
-    order = dp_order(graph, bufs, align, dp_state_limit)
+    order = dp_order(graph, bufs, align, dp_state_limit, time_limit=0.35 * time_limit)
     if order is not None:
         peak = _order_peak(bufs, order, align)
         return Schedule(order, peak, "exact-dp", True, peak, time.perf_counter() - t0)
+    # too wide for the exact search: a beam search gives a good order, CP-SAT tries to
+    # improve it and prove a bound
+    best, best_peak, method = original, orig_peak, "original (no better order found in time)"
+    beam_order = dp_order(graph, bufs, align, beam=64, time_limit=0.15 * time_limit)
+    if beam_order is not None:
+        p = _order_peak(bufs, beam_order, align)
+        if p < best_peak:
+            best, best_peak, method = beam_order, p, "beam search (not proven)"
     left = time_limit - (time.perf_counter() - t0)
-    res = cpsat_order(graph, bufs, align, left, original, bound) if left > 0.05 else None
+    res = cpsat_order(graph, bufs, align, left, best, bound) if left > 0.05 else None
     if res is not None:
         order, optimal, best_bound = res
+        bound = max(bound, best_bound)
         peak = _order_peak(bufs, order, align)
-        if peak <= orig_peak:
+        if peak < best_peak or optimal:
             return Schedule(order, peak, "cp-sat" + ("" if optimal else " (time limit)"), optimal,
-                            max(bound, best_bound), time.perf_counter() - t0)
-    return Schedule(original, orig_peak, "original (no better order found in time)", False, bound,
-                    time.perf_counter() - t0)
+                            bound, time.perf_counter() - t0)
+    return Schedule(best, best_peak, method, best_peak <= bound, bound, time.perf_counter() - t0)
 
 
 __all__ = ["Schedule", "schedule", "sp_order", "dp_order", "cpsat_order", "exhaustive_order",
