@@ -128,6 +128,33 @@ def plan_memory(graph: Graph, order: str = "optimal", layout: str = "optimal", a
                       "seconds": round(p.seconds, 3)})
 
 
+def plan_from_recorded(graph: Graph, rec: dict) -> ArenaPlan:
+    """The plan ``tvm_accel.memory`` recorded on the module (docs/memory-planner.md), in the
+    emitter's terms. Kernel workspaces must be at least what the emitted C requests."""
+    T = graph.tensors
+    offsets: dict = {}
+    by_name = rec["offsets"]
+    for t in graph.storage_tensors():
+        if t.name not in by_name:
+            raise TvmAccelError(f"the recorded memory plan has no offset for tensor {t.name}")
+        offsets[t.id] = int(by_name[t.name][0])
+    step_of = {T[s.outputs[0]].name: s.index for s in graph.steps}
+    for s in graph.steps:
+        if s.workspace:
+            key = f"{T[s.outputs[0]].name}/workspace"
+            if key not in by_name or int(by_name[key][1]) < s.workspace:
+                have = int(by_name[key][1]) if key in by_name else 0
+                raise TvmAccelError(f"the recorded memory plan gives step {s.index} ({s.op}) {have} bytes of "
+                                    f"workspace; its kernel needs {s.workspace}")
+            offsets[("ws", s.index)] = int(by_name[key][0])
+    order = [step_of[n] for n in rec["order"] if n in step_of]
+    if sorted(order) != list(range(len(graph.steps))):
+        order = list(range(len(graph.steps)))  # the module's bindings are already in plan order
+    src = f"recorded memory plan ({rec.get('order_method', '?')} order, {rec.get('layout_method', '?')} layout)"
+    return ArenaPlan(offsets, int(rec["arena_bytes"]), src, order,
+                     {"lower_bound": rec.get("lower_bound")})
+
+
 def check_plan(graph: Graph, plan: ArenaPlan) -> None:
     """Refuse a plan that runs a step before its inputs exist, overlaps two buffers alive at
     the same step, or puts a buffer outside the arena."""
@@ -267,12 +294,14 @@ def _dl_dtype(dtype: str) -> str:
     return f"{{{_DL_CODE[dt.kind]}, {dt.itemsize * 8 if dt.kind != 'b' else 8}, 1}}"
 
 
-def emit_package(mod, out_dir: str | Path, *, plan="planner", name: str = "model",
+def emit_package(mod, out_dir: str | Path, *, plan="auto", name: str = "model",
                  io_quant: dict | None = None, func_name: str = "main") -> PackageInfo:
     """Write the C package of ``mod``'s ``main`` into ``out_dir``.
 
-    ``plan``: "planner" (memory_planner: min-peak order, optimal layout; the default),
-    "no-reuse" (every buffer its own place), an ``ArenaPlan``, or a callable
+    ``plan``: "auto" (the plan recorded on the module by ``tvm_accel.memory`` if there is one,
+    else "planner"), "recorded", "planner" (memory_planner: min-peak order, optimal layout,
+    the emitter's exact kernel workspaces), "no-reuse" (every buffer its own place), an
+    ``ArenaPlan``, or a callable
     ``graph -> ArenaPlan``. Every plan is checked before use. ``io_quant``: optional
     {"inputs": [(scale, zero_point), ...], "outputs": [...]} for model.h.
     """
@@ -280,6 +309,17 @@ def emit_package(mod, out_dir: str | Path, *, plan="planner", name: str = "model
     kernels_src, workspace_bytes, need = kernels_c_source(graph)
     for s in graph.steps:
         s.workspace = need.get(KERNEL_PREFIX + c_identifier(s.kernel), 0)
+    recorded = None
+    if plan in ("auto", "recorded") and not isinstance(mod, Graph):
+        from ..memory import read_memory_plan
+
+        recorded = read_memory_plan(mod, func_name)
+    if plan == "recorded" and recorded is None:
+        raise TvmAccelError("the module has no recorded memory plan (run tvm_accel.memory.MemoryPlan first)")
+    if recorded is not None:
+        plan = plan_from_recorded(graph, recorded)
+    elif plan == "auto":
+        plan = "planner"
     if plan == "planner":
         plan = plan_memory(graph)
     elif plan == "no-reuse" or plan is None:

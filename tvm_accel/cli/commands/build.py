@@ -22,7 +22,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("model", help="a .tflite or ONNX QDQ model")
     p.add_argument("--board", required=True, help="a board of tvm_accel/boards.json (e.g. nucleo-f446re, mps2-an386, host)")
     p.add_argument("--out", default=None, help="output directory (default: ./<model>-<board>)")
-    p.add_argument("--plan", default="planner", choices=["planner", "no-reuse"],
+    p.add_argument("--plan", default="planner", choices=["planner", "no-reuse", "auto"],
                    help="arena layout: memory planner (default) or no reuse")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
