@@ -158,12 +158,19 @@ def _converter_class():
     class _Converter(OperatorConverter):
         """TVM's TFLite converter with the fixes this project needs (see module docstring)."""
 
+        # Quantized PAD only moves int8 values (padding with the zero point), which the
+        # converter already does right; upstream merely refuses it.
+        _SUPPORTED_QUANTIZED_OPS = set(OperatorConverter._SUPPORTED_QUANTIZED_OPS) | {"PAD"}
+
         _flatten = None  # (tensor index, 2-D shape) of a FULLY_CONNECTED input being flattened
 
         def get_tensor_expr(self, tensor, is_sparse=False):
             expr = super().get_tensor_expr(tensor, is_sparse)
             if self._flatten is not None and tensor.tensor_idx == self._flatten[0]:
+                # Only the converter's first read (the matmul operand) is flattened; a later
+                # read for keep_num_dims needs the original shape.
                 expr = relax.op.reshape(expr, self._flatten[1])
+                self._flatten = None
             return expr
 
         def convert_fully_connected(self, op):

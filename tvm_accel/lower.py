@@ -275,7 +275,7 @@ class _Lowering:
             else:
                 f = fv.args[0]
         act_min, act_max = quant.activation_range(act, so, zo)
-        common = {"output_zero_point": zo, "act_min": act_min, "act_max": act_max}
+        common = {"output_scale": float(so), "output_zero_point": zo, "act_min": act_min, "act_max": act_max}
 
         # Producer of the float value being quantized.
         fv = self.value(f)
@@ -364,8 +364,9 @@ class _Lowering:
         if scales is None or np.unique(w.zero_point).size != 1:
             return None
         mult, sh = quant.conv_multipliers(x.scalar_scale(), scales, so)
-        attrs = {"strides": _ints(a.strides), "padding": _ints(a.padding), "dilation": _ints(a.dilation),
-                 "groups": int(a.groups), "input_zero_point": x.scalar_zp(),
+        attrs = {"rounding": quant.ROUNDING["conv2d"],
+                 "strides": _ints(a.strides), "padding": _ints(a.padding), "dilation": _ints(a.dilation),
+                 "groups": int(a.groups), "input_scale": float(x.scalar_scale()), "input_zero_point": x.scalar_zp(),
                  "weight_zero_point": int(w.zero_point.reshape(-1)[0]), **common}
         b = np.zeros(n_out, np.int32) if bias is None else bias
         return _Op("conv2d", attrs, [x.q], [weight.astype(np.int8), b, mult, sh], shape, "int8")
@@ -380,8 +381,13 @@ class _Lowering:
         scales = self._weight_scales(w, 1, n_out)
         if scales is None or np.unique(w.zero_point).size != 1:
             return None
-        mult, sh = quant.conv_multipliers(x.scalar_scale(), scales, so)
-        attrs = {"input_zero_point": x.scalar_zp(), "weight_zero_point": int(w.zero_point.reshape(-1)[0]), **common}
+        if w.per_tensor:
+            m, s = quant.dense_multiplier(x.scalar_scale(), w.scalar_scale(), so)
+            mult, sh = np.full(n_out, m, np.int32), np.full(n_out, s, np.int32)
+        else:
+            mult, sh = quant.conv_multipliers(x.scalar_scale(), scales, so)
+        attrs = {"rounding": quant.ROUNDING["dense"], "input_scale": float(x.scalar_scale()),
+                 "input_zero_point": x.scalar_zp(), "weight_zero_point": int(w.zero_point.reshape(-1)[0]), **common}
         b = np.zeros(n_out, np.int32) if bias is None else bias
         return _Op("dense", attrs, [x.q], [w.q.astype(np.int8), b, mult, sh], shape, "int8")
 
@@ -404,15 +410,15 @@ class _Lowering:
 
     def _plan_mean(self, mean, so, zo, shape):
         x = self.qview(mean.args[0])
-        if x is None or isinstance(x.q, np.ndarray):
+        if x is None or isinstance(x.q, np.ndarray) or mean.attrs.axis is None:
             return None
         in_shape = _shape(mean.args[0])
-        axes = sorted(int(a) % len(in_shape) for a in mean.attrs.axis) if mean.attrs.axis is not None else []
-        if len(in_shape) != 4 or axes != [1, 2] or not bool(mean.attrs.keepdims):
-            return None  # only TFLite's 4-D spatial mean with keep_dims (the common case) is exact
-        m, sh = quant.requantize_multiplier(x.scalar_scale(), so)
-        attrs = {"axes": axes, "keepdims": True, "input_zero_point": x.scalar_zp(), "multiplier": m,
-                 "shift": sh, "output_zero_point": zo}
+        axes = sorted(int(a) % len(in_shape) for a in mean.attrs.axis)
+        keep = bool(mean.attrs.keepdims)
+        count = int(np.prod([in_shape[d] for d in axes]))
+        m, sh = quant.mean_multiplier(x.scalar_scale(), so, count)
+        attrs = {"axes": axes, "keepdims": keep, "input_zero_point": x.scalar_zp(), "output_zero_point": zo,
+                 "multiplier": m, "shift": sh, "rounding": quant.ROUNDING["mean"]}
         return _Op("mean", attrs, [x.q], [], shape, "int8")
 
     def _plan_concat(self, cat, so, zo, common, shape):

@@ -40,6 +40,8 @@ def quantize_multiplier(real_multiplier: float) -> tuple[int, int]:
         shift += 1
     if shift < -31:
         shift, q_fixed = 0, 0
+    if shift > 30:  # the single-rounding form saturates here
+        shift, q_fixed = 30, (1 << 31) - 1
     return int(q_fixed), int(shift)
 
 
@@ -55,9 +57,24 @@ def conv_multipliers(input_scale, weight_scales, output_scale) -> tuple[np.ndarr
     return np.asarray(mults, dtype=np.int32), np.asarray(shifts, dtype=np.int32)
 
 
+def dense_multiplier(input_scale, weight_scale, output_scale) -> tuple[int, int]:
+    """FULLY_CONNECTED with a per-tensor weight scale (GetQuantizedConvolutionMultipler): the
+    product input_scale * weight_scale is formed in float32, then divided in double."""
+    product = f32(f32(input_scale) * f32(weight_scale))
+    return quantize_multiplier(float(product) / float(f32(output_scale)))
+
+
 def requantize_multiplier(input_scale, output_scale) -> tuple[int, int]:
     """QUANTIZE int8->int8 (and MEAN): double(input_scale) / double(output_scale)."""
     return quantize_multiplier(float(f32(input_scale)) / float(f32(output_scale)))
+
+
+def mean_multiplier(input_scale, output_scale, count: int) -> tuple[int, int]:
+    """MEAN: the multiplier of in_scale / out_scale with the division by the element count
+    folded in, as TFLite's reference kernel does (shift capped at 32 and at 31 + shift)."""
+    m, shift = requantize_multiplier(input_scale, output_scale)
+    extra = min(int(count).bit_length() - 1, 32, 31 + shift)
+    return int((m << extra) // count), shift - extra
 
 
 def mul_multiplier(scale_a, scale_b, scale_out) -> tuple[int, int]:
@@ -133,21 +150,34 @@ def softmax_exp_table(input_scale, beta) -> np.ndarray:
 
 # ---- numpy references of the same arithmetic (used by tests and the Gemmini codegen) --------
 
-def multiply_by_quantized_multiplier(x, multiplier, shift):
-    """TFLite MultiplyByQuantizedMultiplier (double rounding), vectorised over numpy arrays."""
+def multiply_by_quantized_multiplier(x, multiplier, shift, rounding: str = "double"):
+    """TFLite MultiplyByQuantizedMultiplier, vectorised over numpy arrays.
+
+    TFLite has two forms, and the interpreter (ai-edge-litert 2.3, reference kernels) uses
+    both, per operator, which ``ROUNDING`` records:
+    - "double" (gemmlowp): SaturatingRoundingDoublingHighMul then RoundingDivideByPOT;
+    - "single" (TFLITE_SINGLE_ROUNDING): (x * m + 2^(30 - shift)) >> (31 - shift).
+    They differ in a few elements per layer (measured on toycar's FULLY_CONNECTED layers:
+    28 mismatching elements with the double form, 0 with the single form).
+    """
     x = np.asarray(x, dtype=np.int64)
-    multiplier = np.asarray(multiplier, dtype=np.int64)
+    m = np.asarray(multiplier, dtype=np.int64)
     shift = np.asarray(shift, dtype=np.int64)
+    if rounding == "single":
+        total = 31 - shift
+        return (x * m + np.left_shift(np.int64(1), total - 1)) >> total
     left = np.maximum(shift, 0)
     right = np.maximum(-shift, 0)
-    a = (x * (np.int64(1) << left)).astype(np.int32).astype(np.int64)
-    ab = a * multiplier
-    nudge = np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
+    a = (x << left).astype(np.int32).astype(np.int64)
+    ab = a * m
+    nudge = np.where(a >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
     num = ab + nudge
-    hi = np.where(num >= 0, num // (1 << 31), -((-num) // (1 << 31))).astype(np.int64)
-    overflow = (a == multiplier) & (a == -(1 << 31))
-    hi = np.where(overflow, (1 << 31) - 1, hi)
+    hi = np.where(num >= 0, num // (1 << 31), -((-num) // (1 << 31)))
     mask = (np.int64(1) << right) - 1
-    rem = hi & mask
-    thr = (mask >> 1) + (hi < 0).astype(np.int64)
-    return ((hi >> right) + (rem > thr).astype(np.int64)).astype(np.int64)
+    threshold = (mask >> 1) + (hi < 0).astype(np.int64)
+    return (hi >> right) + ((hi & mask) > threshold).astype(np.int64)
+
+
+# Which form of MultiplyByQuantizedMultiplier the TFLite interpreter's reference kernel of each
+# operator uses (measured against ai-edge-litert, see multiply_by_quantized_multiplier).
+ROUNDING = {"conv2d": "double", "dense": "single", "mean": "double"}

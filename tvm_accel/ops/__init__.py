@@ -85,8 +85,8 @@ KINDS: dict[str, OpKind] = {
         OpKind("pad", lambda d, c, o, a: kernels.build_pad(d[0], o, a),
                "Constant padding. attrs: pad_before, pad_after, pad_value."),
         OpKind("mean", lambda d, c, o, a: kernels.build_mean(d[0], o, a),
-               "MEAN over H and W of NHWC (keep_dims). attrs: axes, keepdims, input_zero_point, "
-               "multiplier, shift, output_zero_point."),
+               "MEAN over any axes. attrs: axes, keepdims, input_zero_point, output_zero_point, "
+               "multiplier and shift (1/count folded in), rounding."),
         OpKind("softmax", lambda d, c, o, a: kernels.build_softmax(d[0], o, a),
                "int8 softmax over the last axis. attrs: output_scale, output_zero_point. "
                "consts: exp_table (256 float32)."),

@@ -3,9 +3,9 @@
 One definition per operator kind, used on every target: the CPU path compiles them with
 LLVM, the C emitter gets their C from TVM's ``c`` target. Each ``build_*`` function returns
 a TIR PrimFunc whose parameters are the activation inputs, then the constant inputs, then the
-output. Integer accumulations are int32 (as TFLite), requantization uses int64
-intermediates exactly as gemmlowp's SaturatingRoundingDoublingHighMul and
-RoundingDivideByPOT do.
+output. Integer accumulations are int32 (as TFLite); requantization is TFLite's
+MultiplyByQuantizedMultiplier in the rounding form the operator's ``rounding`` attribute names
+(see ``requantize_expr`` and ``tvm_accel.quant``).
 """
 
 from __future__ import annotations
@@ -23,25 +23,40 @@ def _i64(x):
     return tirx.Cast(I64, x) if not isinstance(x, int) else tirx.const(x, I64)
 
 
-def requantize_expr(acc, multiplier, shift):
-    """MultiplyByQuantizedMultiplier(acc, multiplier, shift) as a TIR expression (int32).
+def requantize_expr(acc, multiplier, shift, rounding: str = "double"):
+    """TFLite's MultiplyByQuantizedMultiplier(acc, multiplier, shift) as TIR (int32).
 
-    ``acc``, ``multiplier``, ``shift`` are int32 expressions; shift > 0 shifts left first.
-    The multiplier is never negative, so the rounding nudge of the doubling high multiply
-    follows the sign of x. (Repeated sub-expressions are left to the C compiler's CSE:
-    ``tirx.Let`` here upsets TVM's bound analysis.)
+    TFLite has two forms and its interpreter uses both (see ``tvm_accel.quant``):
+    - "double": gemmlowp's SaturatingRoundingDoublingHighMul of acc * 2^max(shift, 0), then
+      RoundingDivideByPOT by max(-shift, 0);
+    - "single": (acc * multiplier + 2^(30 - shift)) >> (31 - shift) in int64.
     """
+    if rounding == "single":
+        total = tirx.const(31, I64) - _i64(shift)
+        rounding_bit = tirx.const(1, I64) << (total - tirx.const(1, I64))
+        return tirx.Cast(I32, (_i64(acc) * _i64(multiplier) + rounding_bit) >> total)
     zero = tirx.const(0, I32)
     one = tirx.const(1, I32)
-    left = tirx.max(shift, zero)
-    right = tirx.max(zero - shift, zero)
-    # x * (1 << left) wraps in int32 as the C++ does in practice.
-    x = tirx.Cast(I32, _i64(acc) << _i64(left))
+    # x * (1 << left) wraps in int32 as the C++ does in practice; the multiplier is never
+    # negative, so the rounding nudge of the high multiply follows the sign of x.
+    x = tirx.Cast(I32, _i64(acc) << _i64(tirx.max(shift, zero)))
     nudge = tirx.Select(x >= zero, tirx.const(1 << 30, I64), tirx.const(1 - (1 << 30), I64))
     hi = tirx.Cast(I32, tirx.truncdiv(_i64(x) * _i64(multiplier) + nudge, tirx.const(1 << 31, I64)))
+    right = tirx.max(zero - shift, zero)
     mask = (one << right) - one
     threshold = (mask >> one) + tirx.Select(hi < zero, one, zero)
     return (hi >> right) + tirx.Select(tirx.bitwise_and(hi, mask) > threshold, one, zero)
+
+
+def _requantize_stages(acc, bias, mult, shift, out_shape, channel_of, a):
+    """Per-channel requantization of an int32 accumulator tensor, plus output offset/clamp."""
+    return te.compute(
+        out_shape,
+        lambda *i: clamp_i8(requantize_expr(acc[i] + bias[channel_of(i)], mult[channel_of(i)], shift[channel_of(i)],
+                                            a.get("rounding", "double"))
+                            + a["output_zero_point"], a["act_min"], a["act_max"]),
+        name="out",
+    )
 
 
 def clamp_i8(x, lo: int, hi: int, dtype="int8"):
@@ -92,13 +107,7 @@ def build_conv2d(data_shape, weight_shape, out_shape, a: dict):
         return te.sum(xv * wv, axis=[rkh, rkw, ric])
 
     acc = te.compute(out_shape, acc_fn, name="acc")
-    out = te.compute(
-        out_shape,
-        lambda n, y, x, o: clamp_i8(
-            requantize_expr(acc[n, y, x, o] + bias[o], mult[o], shift[o]) + a["output_zero_point"],
-            a["act_min"], a["act_max"]),
-        name="out",
-    )
+    out = _requantize_stages(acc, bias, mult, shift, out_shape, lambda i: i[-1], a)
     return _finish([data, weight, bias, mult, shift, out], compute_at=[("acc", "out")])
 
 
@@ -118,13 +127,7 @@ def build_dense(data_shape, weight_shape, out_shape, a: dict):
         lambda n, m: te.sum((tirx.Cast(I32, data[n, rk]) - izp) * (tirx.Cast(I32, weight[rk, m]) - wzp), axis=rk),
         name="acc",
     )
-    out = te.compute(
-        out_shape,
-        lambda n, m: clamp_i8(
-            requantize_expr(acc[n, m] + bias[m], mult[m], shift[m]) + a["output_zero_point"],
-            a["act_min"], a["act_max"]),
-        name="out",
-    )
+    out = _requantize_stages(acc, bias, mult, shift, out_shape, lambda i: i[-1], a)
     return _finish([data, weight, bias, mult, shift, out], compute_at=[("acc", "out")])
 
 
@@ -246,26 +249,36 @@ def build_pad(data_shape, out_shape, a: dict, dtype="int8"):
 
 
 def build_mean(data_shape, out_shape, a: dict):
-    """TFLite int8 MEAN over H and W of an NHWC tensor (reference kernel): int32 sum of
-    (x - in_zp), rescaled by in_scale / out_scale, divided by the count rounding half away
-    from zero, + out_zp, clamped."""
-    n_, h_, w_, c_ = data_shape
+    """TFLite int8 MEAN over any axes (reference kernel): the int32 sum of (x - in_zp) is
+    rescaled by one multiplier that folds in_scale / out_scale and 1 / count (see
+    ``tvm_accel.quant.mean_multiplier``), + out_zp, clamped."""
+    axes = sorted(a["axes"])
+    keep = a["keepdims"]
+    reduce = [te.reduce_axis((0, data_shape[d]), name=f"r{d}") for d in axes]
     data = te.placeholder(data_shape, "int8", name="data")
-    ry = te.reduce_axis((0, h_), name="y")
-    rx = te.reduce_axis((0, w_), name="x")
     izp = a["input_zero_point"]
-    total = te.compute((n_, c_), lambda n, c: te.sum(tirx.Cast(I32, data[n, ry, rx, c]) - izp, axis=[ry, rx]), name="acc")
-    count = tirx.const(h_ * w_, I32)
-    half = tirx.const((h_ * w_) // 2, I32)
 
-    def out_fn(*idx):
-        n, c = idx[0], idx[-1]
-        r = requantize_expr(total[n, c], tirx.const(a["multiplier"], I32), tirx.const(a["shift"], I32))
-        q = tirx.Select(r > 0, tirx.truncdiv(r + half, count), tirx.truncdiv(r - half, count))
-        return clamp_i8(q + a["output_zero_point"], -128, 127)
+    def src_index(out_idx):
+        it_out = iter(out_idx)
+        it_red = iter(reduce)
+        idx = []
+        for d in range(len(data_shape)):
+            if d in axes:
+                idx.append(next(it_red))
+                if keep:
+                    next(it_out)
+            else:
+                idx.append(next(it_out))
+        return tuple(idx)
 
-    out = te.compute(out_shape, out_fn, name="out")
-    return _finish([data, out])
+    total = te.compute(out_shape, lambda *i: te.sum(tirx.Cast(I32, data[src_index(i)]) - izp, axis=reduce), name="acc")
+    out = te.compute(
+        out_shape,
+        lambda *i: clamp_i8(requantize_expr(total[i], tirx.const(a["multiplier"], I32), tirx.const(a["shift"], I32),
+                                            a["rounding"]) + a["output_zero_point"], -128, 127),
+        name="out",
+    )
+    return _finish([data, out], compute_at=[("acc", "out")])
 
 
 def build_softmax(data_shape, out_shape, a: dict):
@@ -339,7 +352,7 @@ def build_concat(shapes, out_shape, a: dict, dtype="int8"):
 
     def fn(*idx):
         val = None
-        for k in reversed(range(len(ins))):
+        for k in range(len(ins)):  # later segments override earlier ones past their offset
             src = list(idx)
             src[axis] = idx[axis] - offsets[k]
             v = ins[k][tuple(src)]
