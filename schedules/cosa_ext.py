@@ -71,6 +71,10 @@ class _CaseModel:
         h.setOptionValue("time_limit", float(max(0.05, time_limit)))
         h.setOptionValue("threads", 1)
         h.setOptionValue("presolve", _PRESOLVE)
+        # Tight feasibility: with HiGHS's default (1e-6) presolve was seen to return a
+        # non-optimal point with an invalid dual bound on these log-space rows.
+        h.setOptionValue("mip_feasibility_tolerance", 1e-9)
+        h.setOptionValue("primal_feasibility_tolerance", 1e-9)
         self.h = h
         inf = highspy.kHighsInf
         # columns: x (binary one-hots), y_m (log of each cost term), t_m (scaled term values),
@@ -82,8 +86,13 @@ class _CaseModel:
         self.yi = self.yw + 1
         self.z = self.yi + 1
         ncol = self.z + 1
-        lb = np.concatenate([np.zeros(self.nx), np.full(self.nt, -inf), np.zeros(self.nt), [-inf, -inf, 0.0]])
-        ub = np.concatenate([np.ones(self.nx), np.full(2 * self.nt + 3, inf)])
+        # y bounds from the per-group extremes (tight bounds help HiGHS's presolve)
+        yr = [self._log_range(t) for t in self.cost_terms]
+        wr, ir = self._log_range(self.by_name["weight_rows"]), self._log_range(self.by_name["input_rows"])
+        lb = np.concatenate([np.zeros(self.nx), [r[0] - 1e-6 for r in yr], np.zeros(self.nt),
+                             [wr[0] - 1e-6, ir[0] - 1e-6, 0.0]])
+        ub = np.concatenate([np.ones(self.nx), [r[1] + 1e-6 for r in yr], np.full(self.nt, inf),
+                             [wr[1] + 1e-6, ir[1] + 1e-6, inf]])
         cost = np.zeros(ncol)
         cost[self.z] = 1.0
         h.addVars(ncol, lb, ub)
@@ -113,14 +122,21 @@ class _CaseModel:
             cols = t_idx(("compute", "dma"))
             self._row(-inf, 0.0, cols + [self.z], [1.0] * len(cols) + [-1.0])
         # accumulator: one term, exact in log space; scratchpad: each part alone must fit
-        for name, cap in (("acc_rows", self.cap_acc), ("weight_rows", self.cap_sp), ("input_rows", self.cap_sp)):
-            t = self.by_name[name]
-            self._row(-inf, math.log(cap) - math.log(t.coef) + 1e-9, list(range(self.nx)), self.logv[name])
+        t = self.by_name["acc_rows"]
+        self._row(-inf, math.log(self.cap_acc) - math.log(t.coef) + 1e-9, xcols, self.logv["acc_rows"])
+        h.changeColBounds(self.yw, wr[0] - 1e-6, min(wr[1] + 1e-6, math.log(self.cap_sp) + 1e-9))
+        h.changeColBounds(self.yi, ir[0] - 1e-6, min(ir[1] + 1e-6, math.log(self.cap_sp) + 1e-9))
         # (case 'red' also admits unsplit reductions: its costs over-estimate those points,
         # which kouter / kinner cost exactly, so the minimum over all cases is unchanged)
         # initial tangent grid of every cost term
+        # (only where a term can matter: below e^-20 of the scale it is negligible, above e^2
+        # times the scale the tangent at the top already exceeds any useful objective)
+        top, bottom = math.log(scale) + 2.0, math.log(scale) - 20.0
         for j, t in enumerate(self.cost_terms):
             lo, hi = self._log_range(t)
+            lo, hi = max(lo, bottom), min(hi, top)
+            if hi < lo:
+                lo = hi = min(max(lo, bottom), top)
             n = max(2, int(math.ceil((hi - lo) / _TANGENT_STEP)) + 1)
             for yhat in np.linspace(lo, hi, n):
                 self._tangent(j, t, float(yhat))
@@ -187,6 +203,13 @@ class _CaseModel:
         h.changeColBounds(self.z, 0.0, cutoff / self.scale if math.isfinite(cutoff) else highspy.kHighsInf)
         h.run()
         st = h.getModelStatus()
+        ok = (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kInfeasible,
+              highspy.HighsModelStatus.kTimeLimit)
+        if st not in ok:  # HiGHS occasionally reports a solve error here: retry without presolve
+            h.setOptionValue("presolve", "off")
+            h.run()
+            st = h.getModelStatus()
+            h.setOptionValue("presolve", _PRESOLVE)
         if st == highspy.HighsModelStatus.kInfeasible:
             return "infeasible", math.inf, None
         info = h.getInfo()
