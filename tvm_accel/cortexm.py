@@ -78,6 +78,8 @@ class StackAnalysis:
                 return memo[f]
             if f in visiting:
                 raise TvmAccelError(f"recursion through {f}: the worst-case stack is unbounded")
+            if f in self.dynamic:
+                raise TvmAccelError(f"{f} has a dynamic (unbounded) stack frame: the worst-case stack is unknown")
             visiting.add(f)
             own = self.frames.get(f, self.external.get(f, 0))
             best = (0, [])
@@ -121,13 +123,7 @@ def analyse_stack(build_dir: Path, elf: Path | None = None, board: Board | None 
     if elf is not None and board is not None and not board.is_host:
         callees = {g for gs in calls.values() for g in gs} - set(frames) - {"__indirect_call"}
         external = _library_frames(elf, board, callees)
-        # the library functions' own callees (e.g. expf -> __math_oflowf)
-        for name, (frame, sub) in list(_LIB_CACHE.items()):
-            pass
     return StackAnalysis(frames, dynamic, calls, external)
-
-
-_LIB_CACHE: dict = {}
 
 
 def _library_frames(elf: Path, board: Board, names: set[str]) -> dict[str, int]:
