@@ -5,7 +5,8 @@
     .venv/bin/python bench/memory.py --models resnet aww
 
 For each model: imported and lowered by tvm_accel.frontend.load, its lowered main extracted
-by tvm_accel.memory.extract (activations, reshape views, kernel scratch), then planned by
+by tvm_accel.memory.extract (activations, reshape views, kernel scratch as the kernels' C
+requests it; --workspace tir: TIR allocations before lowering), then planned by
 memory_planner. Columns:
 - no reuse: every buffer its own bytes;
 - TFLM greedy: TFLite Micro's planner (largest first, first fit) in the model's order;
@@ -202,6 +203,8 @@ def main(argv=None) -> int:
     ap.add_argument("--align", type=int, default=16)
     ap.add_argument("--io", choices=["arena", "outside"], default="arena")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--workspace", choices=["c", "tir"], default="c",
+                    help="kernel scratch from the kernels' C (default) or their TIR allocations")
     ap.add_argument("--synthetic", type=int, default=50, metavar="N",
                     help="N random graphs per synthetic family (0: none; default 100)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "memory.json"))
@@ -221,7 +224,7 @@ def main(argv=None) -> int:
     for path in paths:
         print(f"[memory] {path.name}: import, lower, extract", file=sys.stderr, flush=True)
         model = load(path)
-        ex = extract(model.mod, name=path.stem)
+        ex = extract(model.mod, name=path.stem, workspace=args.workspace)
         times, p = [], None
         for _ in range(args.repeat):
             t = time.perf_counter()
@@ -256,7 +259,8 @@ def main(argv=None) -> int:
                       "yes" if r["ours_bytes"] == r["lower_bound"] else "NO", f"{r['plan_ms_median']:.1f}",
                       f"{r['order_method']} / {r['layout_method']}"])
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
-    print(f"memory planning, align {args.align} B, inputs/outputs {'in the arena' if io else 'outside'}")
+    print(f"memory planning, align {args.align} B, inputs/outputs {'in the arena' if io else 'outside'}, "
+          f"kernel scratch from {'their C' if args.workspace == 'c' else 'TIR'}")
     for i, row in enumerate(table):
         print("  ".join(c.ljust(w) if j in (0, len(head) - 1) else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
         if i == 0:
@@ -285,7 +289,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
-        "settings": {"align": args.align, "io": args.io, "repeat": args.repeat},
+        "settings": {"align": args.align, "io": args.io, "repeat": args.repeat, "workspace": args.workspace},
         "machine": {"python": platform.python_version(), "processor": platform.machine()},
         "models": rows,
         "synthetic": syn,

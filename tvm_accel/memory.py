@@ -6,7 +6,8 @@
   emitter's: one operator per kernel call, one tensor per binding var (``<var>_<i>`` for the
   fields of a multi-output call), shape-only operators (reshape, squeeze, expand_dims,
   flatten) resolved to the storage they view, weights left out (they are in flash). Each
-  kernel's scratch is the bytes of the global buffers allocated inside its PrimFunc body.
+  kernel's scratch is what its C requests from ``TVMBackendAllocWorkspace`` (measured by the
+  C emitter), or, with ``workspace="tir"``, the global buffers allocated in its PrimFunc body.
 - ``plan_module(mod, ...)``: extract, then ``memory_planner.plan``.
 - ``apply_memory_plan(mod, ...)`` / ``MemoryPlan(...)`` (a module pass): legalize ``main``,
   put its bindings in the planned operator order and record the plan as the function
@@ -65,12 +66,36 @@ class ExtractedModel:
     views: dict[str, str]  # alias tensor name -> the tensor whose storage it views
 
 
-def extract(mod, func_name: str = "main", name: str = "model") -> ExtractedModel:
-    """The memory graph of ``mod[func_name]`` (legalized first)."""
+WORKSPACE_MODES = ("c", "tir")
+
+
+def kernel_workspaces(cg, mode: str = "c") -> dict[str, int]:
+    """Scratch bytes of every kernel of a codegen graph, by kernel name.
+
+    "c": what the kernel really requests at run time: the ``TVMBackendAllocWorkspace`` calls
+    of its C from TVM's c target, measured by the C emitter (one place; C cached on disk).
+    TVM's lowering shrinks most intermediate stages to a few scalars, so this is usually far
+    below the TIR count. "tir": the global buffers allocated in the PrimFunc body before
+    lowering (fast, no C build; an upper bound)."""
+    if mode == "tir":
+        return {k: workspace_bytes(prim) for k, prim in cg.kernels.items()}
+    if mode != "c":
+        raise TvmAccelError(f"unknown workspace mode {mode!r} (choose from {', '.join(WORKSPACE_MODES)})")
+    from .codegen.emitter import KERNEL_PREFIX, kernels_c_source
+    from .codegen.graph import c_identifier
+
+    _, _, need = kernels_c_source(cg)
+    return {k: need.get(KERNEL_PREFIX + c_identifier(k), 0) for k in cg.kernels}
+
+
+def extract(mod, func_name: str = "main", name: str = "model", workspace: str = "c") -> ExtractedModel:
+    """The memory graph of ``mod[func_name]`` (legalized first). ``workspace``: how kernel
+    scratch is measured ("c" exact, "tir" upper bound; see ``kernel_workspaces``)."""
     from .codegen.graph import extract_graph, legalize
 
     legal = legalize(mod)
     cg = extract_graph(legal, func_name)
+    ws_of = kernel_workspaces(cg, workspace)
     names = [t.name for t in cg.tensors if t.kind != "weight"]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -86,7 +111,6 @@ def extract(mod, func_name: str = "main", name: str = "model") -> ExtractedModel
         g.add_tensor(t.name, t.nbytes)
     for tid in cg.inputs:
         g.mark_input(T[tid].name)
-    ws_cache: dict[str, int] = {}
     step_names = []
     for step in cg.steps:
         outs = [storage_name(o) for o in step.outputs]
@@ -97,9 +121,7 @@ def extract(mod, func_name: str = "main", name: str = "model") -> ExtractedModel
             s = storage_name(a)
             if s not in ins:
                 ins.append(s)
-        if step.kernel not in ws_cache:
-            ws_cache[step.kernel] = workspace_bytes(cg.kernels[step.kernel])
-        g.add_operator(outs[0], ins, outs, workspace=ws_cache[step.kernel], kind=step.op)
+        g.add_operator(outs[0], ins, outs, workspace=ws_of[step.kernel], kind=step.op)
         step_names.append(outs[0])
     for tid in cg.outputs:
         g.mark_output(storage_name(tid))
@@ -113,9 +135,9 @@ def extract(mod, func_name: str = "main", name: str = "model") -> ExtractedModel
 
 def plan_module(mod, order: str | Sequence[str] = "optimal", layout: str = "optimal", align: int = 16,
                 inputs_in_arena: bool = True, outputs_in_arena: bool = True, name: str = "model",
-                **kw) -> tuple[Plan, ExtractedModel]:
+                workspace: str = "c", **kw) -> tuple[Plan, ExtractedModel]:
     """Extract the memory graph of ``main`` and plan it (verified)."""
-    ex = extract(mod, name=name)
+    ex = extract(mod, name=name, workspace=workspace)
     if order != "original" and len(_main_blocks(ex.module)) > 1:
         order = "original"  # bindings are only reordered inside one block
     p = make_plan(ex.graph, order=order, layout=layout, align=align, inputs_in_arena=inputs_in_arena,

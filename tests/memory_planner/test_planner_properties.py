@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from memory_planner import plan, violations
 from memory_planner.graph import live_bytes, storages
-from memory_planner.schedule import cpsat_order, dp_order, exhaustive_order
+from memory_planner.schedule import cpsat_order, dp_order, exhaustive_order, schedule
 from memory_planner.series_parallel import sp_order
 
 from planner_randgraph import graphs
@@ -65,3 +65,19 @@ def test_series_parallel_agrees_with_downset_search_on_larger_graphs(g):
     dp = dp_order(g, bufs, 16, state_limit=200000)
     if sp is not None and dp is not None:
         assert max(live_bytes(bufs, sp, 16)) == max(live_bytes(bufs, dp, 16))
+
+
+@settings(max_examples=100, **SETTINGS)
+@given(graphs(max_ops=7))
+def test_wide_graph_fallback_beam_and_cpsat(g):
+    """With the exact search disabled (state limit 1), beam search + CP-SAT still give a
+    valid order, never worse than the original, optimal whenever they claim it."""
+    bufs = storages(g)
+    _, brute = exhaustive_order(g, bufs, 16)
+    s = schedule(g, bufs, 16, "optimal", time_limit=3.0, dp_state_limit=1)
+    assert g.is_topological(s.order)
+    assert s.peak == max(live_bytes(bufs, s.order, 16))
+    assert s.peak <= max(live_bytes(bufs, list(range(len(g.operators))), 16))
+    assert s.best_bound <= brute <= s.peak
+    if s.optimal:
+        assert s.peak == brute
