@@ -304,7 +304,10 @@ def solve_cosa(layer: Layer, arch: GemminiArch, time_limit: float = 30.0) -> tup
                             np.array([highspy.HighsVarType.kInteger] * len(cols_int)))
     for lo, hi, idx, val in rows:
         h.addRow(lo, hi, len(idx), np.array(idx, dtype=np.int32), np.array(val, dtype=np.float64))
-    h.run()
+    from .cosa_ext import quiet_stdout
+
+    with quiet_stdout():
+        h.run()
     st = h.getModelStatus()
     info = h.getInfo()
     if st == highspy.HighsModelStatus.kInfeasible:

@@ -19,8 +19,11 @@ space, proven, up to ``gap``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import os
+import sys
 import time
 
 import highspy
@@ -31,6 +34,27 @@ from .cost import CASE_FLAGS, CASES, Candidates, Term, build_terms, layer_candid
 from .errors import ScheduleError
 from .exhaustive import SearchPoint
 from .layer import Layer
+
+@contextlib.contextmanager
+def quiet_stdout():
+    """Silence C-level writes to stdout (HiGHS prints some diagnostics with printf even when
+    output_flag is off; they would corrupt the CLI's JSON)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # stdout replaced (pytest capture): nothing to do
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
 
 _TANGENT_STEP = 0.5  # log-space spacing of the initial tangent grid
 _PRESOLVE = "on"
@@ -201,13 +225,15 @@ class _CaseModel:
         """One master solve under z <= cutoff: (status, lower bound in cycles, choice)."""
         h = self.h
         h.changeColBounds(self.z, 0.0, cutoff / self.scale if math.isfinite(cutoff) else highspy.kHighsInf)
-        h.run()
+        with quiet_stdout():
+            h.run()
         st = h.getModelStatus()
         ok = (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kInfeasible,
               highspy.HighsModelStatus.kTimeLimit)
         if st not in ok:  # HiGHS occasionally reports a solve error here: retry without presolve
             h.setOptionValue("presolve", "off")
-            h.run()
+            with quiet_stdout():
+                h.run()
             st = h.getModelStatus()
             h.setOptionValue("presolve", _PRESOLVE)
         if st == highspy.HighsModelStatus.kInfeasible:
