@@ -23,6 +23,7 @@ The property tests compare it with a brute force over all orders.
 
 from __future__ import annotations
 
+import sys
 from typing import Sequence
 
 from .graph import Graph, Storage
@@ -145,7 +146,12 @@ def sp_order(graph: Graph, bufs: Sequence[Storage], align: int) -> list[int] | N
         tagged.sort(key=lambda t: t[:3])
         return [t[3] for t in tagged]
 
-    order = [x for job in schedule(comp) for x in job[2]]
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 4 * n + 1000))  # nesting of the decomposition is O(n)
+    try:
+        order = [x for job in schedule(comp) for x in job[2]]
+    finally:
+        sys.setrecursionlimit(limit)
     if sorted(order) != list(range(n)):  # cannot happen for a full reduction; be safe
         return None
     return order
