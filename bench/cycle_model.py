@@ -46,6 +46,10 @@ DIM_MAP = {"N": "b", "P": "orow", "Q": "ocol", "K": "och", "R": "krow", "S": "kc
 # Parameters the fit adjusts (the physical ones the data can see); others stay as configured.
 FIT_KEYS = ("dma_bytes_per_cycle", "dma_latency", "dma_max_inflight", "mesh_fill_drain", "preload_cycles",
             "command_issue_cycles", "execute_queue_entries")
+# physically sensible ranges
+FIT_BOUNDS = {"dma_bytes_per_cycle": (1, 64), "dma_latency": (5, 1000), "dma_max_inflight": (1, 256),
+              "mesh_fill_drain": (0, 1024), "preload_cycles": (0, 512), "command_issue_cycles": (0.25, 16),
+              "execute_queue_entries": (2, 256)}
 
 
 @dataclasses.dataclass
@@ -164,34 +168,35 @@ def with_timing(cfg: GemminiConfig, timing: dict) -> GemminiConfig:
     return dataclasses.replace(cfg, timing={**cfg.timing, **timing})
 
 
-def fit(rows: list[Row], cfg: GemminiConfig, jobs: int, timeout: float, rounds: int, log) -> GemminiConfig:
-    """Coordinate descent in log space on the median absolute error (ties: rank correlation)."""
-    def score(c: GemminiConfig) -> tuple[float, float]:
+def fit(rows: list[Row], cfg: GemminiConfig, jobs: int, timeout: float, rounds: int, log, seed: int = 0) -> GemminiConfig:
+    """(1+1) evolution strategy in log space over FIT_KEYS: perturb several parameters at once,
+    keep the candidate if the score (median + p90/10 of |error| %) improves; `rounds` x 10 trials."""
+    rng = np.random.default_rng(seed)
+
+    def score(c: GemminiConfig) -> tuple[float, dict]:
         evaluate(rows, c, jobs, timeout)
         s = summary(rows)
-        return (s.get("median_abs_pct_error", 1e9) + 0.5 * s.get("p90_abs_pct_error", 1e9) / 10, s)
+        return s.get("median_abs_pct_error", 1e9) + s.get("p90_abs_pct_error", 1e9) / 10, s
+
     best_cfg = cfg
     best, s = score(cfg)
     log(f"fit start: {s}")
-    step = 2.0
-    for rnd in range(rounds):
-        improved = False
-        for key in FIT_KEYS:
-            for factor in (step, 1 / step):
-                v = best_cfg.timing[key] * factor
-                if key == "command_issue_cycles":
-                    v = max(0.25, v)
-                cand = with_timing(best_cfg, {key: round(v, 3)})
-                sc, s = score(cand)
-                log(f"  round {rnd} {key}={cand.timing[key]:g}: median {s.get('median_abs_pct_error')} "
-                    f"p90 {s.get('p90_abs_pct_error')} rho {s.get('spearman')}")
-                if sc < best:
-                    best, best_cfg, improved = sc, cand, True
-                    break
-        if not improved:
-            step = math.sqrt(step)
-            if step < 1.1:
-                break
+    sigma = 0.7
+    for trial in range(rounds * 10):
+        keys = [k for k in FIT_KEYS if rng.random() < 0.5] or [FIT_KEYS[rng.integers(len(FIT_KEYS))]]
+        new = {}
+        for k in keys:
+            v = best_cfg.timing[k] * float(np.exp(rng.normal(0, sigma)))
+            lo, hi = FIT_BOUNDS.get(k, (1e-3, 1e6))
+            new[k] = round(min(max(v, lo), hi), 3)
+        cand = with_timing(best_cfg, new)
+        sc, s = score(cand)
+        log(f"  trial {trial} {new}: median {s.get('median_abs_pct_error')} p90 {s.get('p90_abs_pct_error')} "
+            f"rho {s.get('spearman')}{'  *' if sc < best else ''}")
+        if sc < best:
+            best, best_cfg = sc, cand
+        elif trial % 10 == 9:
+            sigma = max(0.15, sigma * 0.7)
     return best_cfg
 
 
@@ -214,7 +219,7 @@ def main(argv=None) -> int:
     ap.add_argument("--all", action="store_true", help="all rows")
     ap.add_argument("--fit", action="store_true", help="refit the timing parameters first")
     ap.add_argument("--fit-rows", type=int, default=40)
-    ap.add_argument("--fit-rounds", type=int, default=3)
+    ap.add_argument("--fit-rounds", type=int, default=3, help="tens of fit trials")
     ap.add_argument("--write-config", action="store_true", help="store fitted parameters in the config file")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--timeout", type=float, default=120)

@@ -32,6 +32,7 @@ TIMING_KEYS = (
     "store_queue_entries",
     "rocc_issue_cycles",
     "dma_max_inflight",
+    "cpu_cycles_per_instruction",
 )
 
 

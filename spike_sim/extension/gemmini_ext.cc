@@ -114,6 +114,7 @@ struct Timing {
   double store_queue_entries = 8;
   double rocc_issue_cycles = 1;       // CPU cycles to send one RoCC command
   double dma_max_inflight = 16;       // DRAM requests (of at most dma_max_bytes) in flight
+  double cpu_cycles_per_instruction = 1;  // CPI of the host core (Spike retires one per cycle)
 };
 
 struct Config {
@@ -158,12 +159,12 @@ Config load_config(const char* path) {
 #define T(field) if (name == #field) { c.t.field = val; continue; }
     T(dma_latency) T(dma_bytes_per_cycle) T(mesh_fill_drain) T(compute_rows_per_cycle) T(preload_cycles)
     T(command_issue_cycles) T(mvout_rows_per_cycle) T(load_queue_entries) T(execute_queue_entries)
-    T(store_queue_entries) T(rocc_issue_cycles) T(dma_max_inflight)
+    T(store_queue_entries) T(rocc_issue_cycles) T(dma_max_inflight) T(cpu_cycles_per_instruction)
 #undef T
     throw std::runtime_error("unknown timing key '" + name + "' in " + path);
   }
   if (c.t.dma_bytes_per_cycle <= 0 || c.t.compute_rows_per_cycle <= 0 || c.t.mvout_rows_per_cycle <= 0 ||
-      c.t.dma_max_inflight <= 0)
+      c.t.dma_max_inflight <= 0 || c.t.cpu_cycles_per_instruction < 1)
     throw std::runtime_error("timing rates must be positive");
   return c;
 }
@@ -366,6 +367,16 @@ class Gemmini {
 
   // cycle the current instruction arrived at (CPU time)
   double now = 0;
+  uint64_t last_instret = 0;
+
+  // A core slower than one instruction per cycle: charge the extra cycles of the instructions
+  // retired since the last accelerator command or fence.
+  void charge_cpu(state_t* s) {
+    uint64_t ir = s->minstret->read();
+    if (cfg.t.cpu_cycles_per_instruction > 1 && ir > last_instret)
+      advance(s, (double)s->mcycle->read() + (cfg.t.cpu_cycles_per_instruction - 1) * (double)(ir - last_instret));
+    last_instret = ir;
+  }
 
   explicit Gemmini(const Config& c)
       : cfg(c), DIM(c.dim), sp_rows(c.sp_banks * c.sp_bank_rows), acc_rows(c.acc_rows), tm(cfg) {
@@ -1112,6 +1123,7 @@ class Gemmini {
   // -------------------------------------------------------------------------- dispatch
   uint64_t execute(processor_t* p, unsigned funct, uint64_t rs1, uint64_t rs2) {
     state_t* s = p->get_state();
+    charge_cpu(s);
     now = (double)s->mcycle->read();
     double t = now;
     st.commands[funct & 127]++;
@@ -1157,6 +1169,7 @@ class Gemmini {
 
   void fence(processor_t* p) {
     state_t* s = p->get_state();
+    charge_cpu(s);
     double t = (double)s->mcycle->read();
     double done = tm.all_done();
     st.fences++;
