@@ -53,6 +53,18 @@ class Step:
 
 
 @dataclass
+class ExternKernel:
+    """A kernel whose C comes from an external codegen (Relax BYOC: ``RunCodegen`` turns the
+    call into ``call_dps_packed`` of ``symbol`` and attaches a C source module). Same ABI as
+    TVM's C kernels: ``int32_t __tvm_ffi_<symbol>(self, args, num_args, result)``, args are
+    DLTensors (inputs, then outputs), workspaces through ``TVMBackendAllocWorkspace`` with
+    constant sizes."""
+
+    symbol: str
+    source: str
+
+
+@dataclass
 class Graph:
     tensors: list[Tensor]
     steps: list[Step]
@@ -128,10 +140,12 @@ def extract_graph(mod, func_name: str = "main") -> Graph:
     from tvm.ir.expr import Constant as _Constant
 
     mod = legalize(mod)
+    extern_sources = [m.inspect_source() for m in (mod.attrs or {}).get("external_mods", [])]
     if func_name not in [gv.name_hint for gv in mod.get_global_vars()]:
         raise TvmAccelError(f"the module has no Relax function {func_name!r}")
     func = mod[func_name]
     call_tir_op = tvm.ir.Op.get("relax.call_tir")
+    call_packed_op = tvm.ir.Op.get("relax.call_dps_packed")
     alias_ops = {tvm.ir.Op.get(name) for name in ALIAS_OPS}
 
     tensors: list[Tensor] = []
@@ -202,6 +216,17 @@ def extract_graph(mod, func_name: str = "main") -> Graph:
                     except Exception:  # attrs are informative only
                         op_attrs = {}
                 steps.append(Step(len(steps), kname, args + outs, outs, op, op_attrs))
+            elif isinstance(value, relax.Call) and value.op == call_packed_op and isinstance(value.args[0], relax.ExternFunc):
+                sym = str(value.args[0].global_symbol)
+                src = next((s for s in extern_sources if f"__tvm_ffi_{sym}(" in s), None)
+                if src is None:
+                    raise TvmAccelError(f"{where}: no external C source defines {sym} (run RunCodegen first)")
+                kernels[sym] = ExternKernel(sym, src)
+                args = [arg_tensor(a, where) for a in value.args[1].fields]
+                shape, dtype = _shape_dtype(var.ty, where)
+                outs = [new_tensor(var.name, shape, dtype, "intermediate")]
+                value_of[var] = outs[0]
+                steps.append(Step(len(steps), sym, args + outs, outs, f"extern:{sym}"))
             elif isinstance(value, relax.Call) and value.op in alias_ops:
                 src = arg_tensor(value.args[0], where)
                 shape, dtype = _shape_dtype(var.ty, where)

@@ -1,0 +1,325 @@
+"""The Gemmini codegen: one offloaded layer -> C that drives Gemmini, following its mapping.
+
+For each layer ``schedule(layer, config, method)`` asks ``schedules`` for a mapping (extended
+CoSA by default, the hand-written library's heuristic on request; results are cached per
+layer shape). ``layer_c(...)`` then emits one C function in the packed-function form the C
+emitter calls (``__tvm_ffi_<symbol>(self, args, num_args, result)``, args = input and output
+DLTensors):
+
+- the DRAM tile loops of the mapping, in its loop order (reduction loops innermost), each tile
+  one LOOP_CONV_WS (dense layers are 1x1 convolutions over N pixels) whose partial sums stay
+  in the accumulator; scratchpad halves alternate per tile when the mapping double-buffers;
+- the input zero point folded into the int32 bias; padding with a non-zero zero point (or
+  asymmetric padding) done explicitly on the core, filling with the zero point;
+- requantization: ``gemmini-fp32`` (per-tensor scale: Gemmini's fp32 accumulator scale on the
+  way out, the output zero point folded into the bias, the activation clamp on the core),
+  ``core-fp32`` (per-channel scales: int32 read-out, the same fp32 multiply per channel on the
+  core, since Gemmini has one scale per mvout) or ``exact`` (int32 read-out, TFLite's integer
+  requantization on the core: bit-exact).
+
+``relax.ext.gemmini`` (registered by ``tvm_accel.gemmini``) is the BYOC entry point: it gets the
+partitioned Relax functions (each carrying its layer as JSON, see ``partition``) and returns
+one C source module per function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TvmAccelError
+from .layer import GemminiLayer
+
+LAYER_ATTR = "tvm_accel.gemmini_layer"
+RUNTIME_DIR = Path(__file__).resolve().parent / "runtime"
+METHODS = {"cosa": "cosa-ext", "cosa-ext": "cosa-ext", "heuristic": "heuristic", "cosa-orig": "cosa",
+           "exhaustive": "exhaustive"}
+
+# mapping dimension -> tile field of tva_tile_t, per layer kind
+_DIM_FIELD = {
+    "conv": {"N": "b", "K": "k", "C": "c", "P": "p", "Q": "q", "R": "r", "S": "s"},
+    "dwconv": {"G": "k", "N": "b", "P": "p", "Q": "q", "R": "r", "S": "s"},
+    "dense": {"N": "q", "K": "k", "C": "c"},
+}
+_REDUCTION = {"C", "R", "S"}
+
+
+@dataclasses.dataclass
+class LayerSchedule:
+    """What the codegen uses of a schedules result (cacheable)."""
+
+    method: str
+    produced_by: str
+    mapping: str
+    cycles: float
+    utilization: float
+    tile: dict[str, int]
+    bounds: dict[str, int]
+    order: list[str]
+    double_buffer: bool
+    solve_time: float
+    warnings: list[str]
+
+
+def _cache_dir() -> Path | None:
+    if os.environ.get("TVM_ACCEL_SCHEDULE_CACHE", "") == "off":
+        return None
+    base = os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))
+    return Path(base) / "tvm-accel" / "gemmini-schedules"
+
+
+_MEMO: dict[str, LayerSchedule] = {}
+
+
+def resolve_method(schedule: str) -> str:
+    if schedule not in METHODS:
+        raise TvmAccelError(f"unknown schedule {schedule!r} (choose cosa or heuristic)")
+    return METHODS[schedule]
+
+
+def schedule(layer: GemminiLayer, config, method: str = "cosa", time_limit: float = 10.0) -> LayerSchedule:
+    """The mapping of one layer (cached in memory and on disk by layer shape, configuration and method)."""
+    import schedules
+    import spike_sim
+
+    method = resolve_method(method)
+    cfg = config if isinstance(config, spike_sim.GemminiConfig) else spike_sim.load_config(config)
+    slayer = layer.schedule_layer()
+    key_text = json.dumps([slayer.spec(), cfg.to_dict(), method, time_limit], sort_keys=True)
+    key = hashlib.sha256(key_text.encode()).hexdigest()[:24]
+    if key in _MEMO:
+        return _MEMO[key]
+    cache = _cache_dir()
+    if cache is not None and (cache / f"{key}.json").exists():
+        try:
+            res = LayerSchedule(**json.loads((cache / f"{key}.json").read_text()))
+            _MEMO[key] = res
+            return res
+        except (TypeError, json.JSONDecodeError):
+            pass
+    r = schedules.schedule_layer(slayer, cfg, method=method, time_limit=time_limit)
+    t = r.tiling
+    res = LayerSchedule(method=method, produced_by=r.produced_by, mapping=str(r.mapping), cycles=float(r.cycles),
+                        utilization=float(r.utilization), tile=dict(t.tile), bounds=dict(t.bounds),
+                        order=list(t.order), double_buffer=bool(t.double_buffer_sp),
+                        solve_time=float(r.solve_time), warnings=list(r.warnings))
+    _MEMO[key] = res
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = cache / f"{key}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(dataclasses.asdict(res)))
+        os.replace(tmp, cache / f"{key}.json")
+    return res
+
+
+def requant_mode(layer: GemminiLayer, exact: bool) -> str:
+    if exact:
+        return "exact"
+    if layer.per_tensor:
+        s = float(layer.scales()[0])
+        if s > 0 and abs(layer.output_zero_point / s) < 2**30 and np.all(np.abs(layer.folded_bias()) < 2**30):
+            return "gemmini-fp32"
+    return "core-fp32"
+
+
+def _c_array(ctype: str, name: str, values, per_line: int = 24) -> str:
+    flat = [int(v) for v in np.asarray(values).reshape(-1)] if ctype != "float" else \
+        [float(v) for v in np.asarray(values).reshape(-1)]
+    items = [f"{v!r}f" if ctype == "float" else str(v) for v in flat] or ["0"]
+    lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+    body = ",\n  ".join(lines)
+    return f"static const {ctype} {name}[{max(len(flat), 1)}] __attribute__((aligned(16))) = {{\n  {body}\n}};"
+
+
+def fit_tile(layer: GemminiLayer, sched: LayerSchedule, acc_rows: int, dim: int) -> tuple[dict[str, int], list[str]]:
+    """The mapping's tile, shrunk in its pixel dimensions when its outputs exceed the half of the
+    accumulator that a hardware loop uses (a single-buffered mapping may plan with all of it)."""
+    tile = dict(sched.tile)
+    notes = []
+    ch = tile["G"] if layer.kind == "dwconv" else tile["K"]
+    pix = ["N"] if layer.kind == "dense" else ["P", "Q", "N"]
+
+    def rows():
+        return -(-ch // dim) * math.prod(tile[d] for d in ("N", "P", "Q"))
+
+    while rows() > acc_rows // 2:
+        d = max(pix, key=lambda x: tile[x])
+        if tile[d] <= 1:
+            break
+        tile[d] = -(-tile[d] // 2)
+    if tile != sched.tile:
+        notes.append("output tile halved to fit the accumulator half of a hardware loop: "
+                     + ", ".join(f"{d} {sched.tile[d]}->{tile[d]}" for d in "NPQ" if tile[d] != sched.tile[d]))
+    return tile, notes
+
+
+def layer_c(layer: GemminiLayer, sched: LayerSchedule, symbol: str, *, exact: bool, index: int, dim: int = 16,
+            acc_rows: int = 1024) -> str:
+    """C source of one offloaded layer (see the module docstring)."""
+    mode = requant_mode(layer, exact)
+    tile, notes = fit_tile(layer, sched, acc_rows, dim)
+    bounds = sched.bounds
+    trips = {d: -(-bounds[d] // tile[d]) for d in bounds}
+    fields = _DIM_FIELD[layer.kind]
+    order = [d for d in sched.order if trips.get(d, 1) > 1]
+    order += [d for d in "GNKPQCRS" if trips[d] > 1 and d not in order]
+    # reduction loops innermost (schedules guarantees it; keep the relative order otherwise)
+    order = [d for d in order if d not in _REDUCTION] + [d for d in order if d in _REDUCTION]
+    for d in order:
+        if d not in fields:
+            raise TvmAccelError(f"mapping of {layer.describe()} loops over {d}, which {layer.kind} does not have")
+    pt, pl, pb, pr = layer.padding
+    zp_in = layer.input_zero_point
+    native_pad = layer.kind != "dense" and pt == pl == pb == pr and (zp_in == 0 or pt == 0)
+    prepad = not native_pad and any(layer.padding)
+    in_rows, in_cols = (layer.in_rows + pt + pb, layer.in_cols + pl + pr) if prepad else (layer.in_rows, layer.in_cols)
+    padding = pt if native_pad else 0
+    pixels = layer.batch * layer.out_rows * layer.out_cols
+    K = layer.out_ch
+    bias = layer.folded_bias()
+    if mode == "gemmini-fp32":
+        scale = float(layer.scales()[0])
+        bias = bias + int(np.rint(layer.output_zero_point / scale))
+    if np.any(np.abs(bias) >= 2**31):
+        raise TvmAccelError(f"{symbol}: the folded bias overflows int32")
+    c = [f"/* {symbol}: {layer.describe()} on Gemmini (generated by tvm_accel.gemmini.codegen).",
+         f" * schedule: {sched.method} (produced by {sched.produced_by}), modelled {sched.cycles:.0f} cycles",
+         f" * mapping: {sched.mapping}",
+         f" * tile: " + " ".join(f"{d}{tile[d]}" for d in "GNKCPQRS") + f"; order {' '.join(order) or '-'};"
+         f" {'double' if sched.double_buffer else 'single'}-buffered; requantization: {mode}",
+         *[f" * note: {n}" for n in notes + sched.warnings],
+         " */",
+         '#include "tva_gemmini.h"', ""]
+    w = f"{symbol}_w"
+    c.append(_c_array("int8_t", w, layer.weight))
+    c.append(_c_array("int32_t", f"{symbol}_b", bias.astype(np.int64)))
+    if mode == "exact":
+        c.append(_c_array("int32_t", f"{symbol}_m", layer.multiplier))
+        c.append(_c_array("int32_t", f"{symbol}_s", layer.shift))
+    elif mode == "core-fp32":
+        c.append(_c_array("float", f"{symbol}_f", layer.scales()))
+    c.append(f"static const tva_conv_t {symbol}_L = {{{layer.batch}, {in_rows}, {in_cols}, {layer.in_ch}, {K}, "
+             f"{layer.out_rows}, {layer.out_cols}, {layer.k_rows}, {layer.k_cols}, {layer.stride}, {layer.dilation}, "
+             f"{padding}, {1 if layer.kind == 'dwconv' else 0}}};")
+    c += ["", f"int32_t __tvm_ffi_{symbol}(void *self, void *args, int32_t num_args, void *result) {{",
+          "  (void)self; (void)result;",
+          "  if (num_args != 2) return -1;",
+          "  const int8_t *x = (const int8_t *)tva_arg(args, 0);",
+          "  int8_t *y = (int8_t *)tva_arg(args, 1);",
+          "  uint64_t t0 = spike_sim_rdcycle();"]
+    allocs = []
+    if mode != "gemmini-fp32":
+        c.append(f"  int32_t *acc = (int32_t *)TVMBackendAllocWorkspace(1, 0, (uint64_t){pixels * K * 4}ULL, 0, 32);")
+        c.append("  if (acc == NULL) return -1;")
+        allocs.append("acc")
+    src = "x"
+    if prepad:
+        nbytes = layer.batch * in_rows * in_cols * layer.in_ch
+        c.append(f"  int8_t *xp = (int8_t *)TVMBackendAllocWorkspace(1, 0, (uint64_t){nbytes}ULL, 0, 8);")
+        c.append("  if (xp == NULL) return -1;")
+        c.append(f"  tva_pad_input(x, xp, {layer.batch}, {layer.in_rows}, {layer.in_cols}, {layer.in_ch}, "
+                 f"{pt}, {pl}, {pb}, {pr}, (int8_t){zp_in});")
+        allocs.append("xp")
+        src = "xp"
+    if mode == "gemmini-fp32":
+        c.append(f"  gemmini_config_st_act({K}, NO_ACTIVATION, {float(np.float32(layer.scales()[0]))!r}f);")
+    c.append("  unsigned parity = 0;")
+    c.append("  tva_tile_t t;")
+    # full extents of the dims without a loop
+    ext = {"b": layer.batch, "p": layer.out_rows, "q": layer.out_cols, "k": K, "r": layer.k_rows,
+           "s": layer.k_cols, "c": 1 if layer.kind == "dwconv" else layer.in_ch}
+    init = ", ".join(f".{f}0 = 0, .n{f} = {ext[f]}" for f in "bpqkrsc")
+    c.append(f"  t = (tva_tile_t){{{init}}};")
+    indent = "  "
+    for d in order:
+        f = fields[d]
+        c.append(f"{indent}for (int i{d} = 0; i{d} < {trips[d]}; i{d}++) {{")
+        indent += "  "
+        c.append(f"{indent}t.{f}0 = i{d} * {tile[d]}; t.n{f} = tva_min({tile[d]}, {bounds[d]} - t.{f}0);")
+    red = [d for d in order if d in _REDUCTION]
+    first = " && ".join(f"i{d} == 0" for d in red) or "1"
+    last = " && ".join(f"i{d} == {trips[d] - 1}" for d in red) or "1"
+    c.append(f"{indent}int first = {first}, last = {last};")
+    if sched.double_buffer:
+        c.append(f"{indent}int a_id = parity & 1, b_id = parity & 1;")
+    else:
+        c.append(f"{indent}int a_id = 0, b_id = 1;")
+    out = "last ? y : NULL" if mode == "gemmini-fp32" else "NULL"
+    c.append(f"{indent}tva_conv_tile(&{symbol}_L, &t, {src}, {w}, {symbol}_b, {out}, first, a_id, b_id, 0);")
+    if mode != "gemmini-fp32":
+        c.append(f"{indent}if (last) tva_mvout_int32(&{symbol}_L, &t, acc);")
+    c.append(f"{indent}parity++;")
+    for _ in order:
+        indent = indent[:-2]
+        c.append(f"{indent}}}")
+    c.append("  gemmini_fence();")
+    c.append("  uint64_t t1 = spike_sim_rdcycle();")
+    lo, hi = layer.act_min, layer.act_max
+    if mode == "gemmini-fp32":
+        c.append(f"  tva_clamp(y, {pixels * K}, {lo}, {hi});")
+    elif mode == "exact":
+        single = 1 if layer.rounding == "single" else 0
+        c.append(f"  tva_requant_exact(acc, y, {pixels}, {K}, {symbol}_m, {symbol}_s, {single}, "
+                 f"{layer.output_zero_point}, {lo}, {hi});")
+    else:
+        c.append(f"  tva_requant_fp32(acc, y, {pixels}, {K}, {symbol}_f, {layer.output_zero_point}, {lo}, {hi});")
+    for a in reversed(allocs):
+        c.append(f"  TVMBackendFreeWorkspace(1, 0, {a});")
+    c.append(f"  tva_gemmini_layer_done({index}, spike_sim_rdcycle() - t0, t1 - t0);")
+    c += ["  return 0;", "}", ""]
+    return "\n".join(c)
+
+
+# ------------------------------------------------------------------------------ BYOC entry
+@dataclasses.dataclass
+class CodegenOptions:
+    config: str = "default"
+    schedule: str = "cosa"
+    exact: bool = False
+    time_limit: float = 10.0
+
+
+def options_from(opts) -> CodegenOptions:
+    o = CodegenOptions()
+    if opts is None:
+        return o
+    for k in ("config", "schedule"):
+        if k in opts:
+            setattr(o, k, str(opts[k]))
+    if "exact" in opts:
+        o.exact = bool(int(opts["exact"])) if not isinstance(opts["exact"], str) else opts["exact"] in ("1", "true")
+    if "time_limit" in opts:
+        o.time_limit = float(opts["time_limit"])
+    return o
+
+
+def function_layer(func) -> tuple[GemminiLayer, int]:
+    attrs = func.attrs
+    if attrs is None or LAYER_ATTR not in attrs:
+        raise TvmAccelError("a function marked for the gemmini codegen carries no layer description "
+                            "(partition with tvm_accel.gemmini.partition)")
+    return GemminiLayer.from_json(str(attrs[LAYER_ATTR])), int(attrs["tvm_accel.gemmini_index"])
+
+
+def codegen(functions, options, constant_names=None):
+    """``relax.ext.gemmini``: Relax functions (one offloaded layer each) -> C source modules."""
+    import spike_sim
+    import tvm
+
+    opts = options_from(options)
+    cfg = spike_sim.load_config(opts.config)
+    create = tvm.get_global_func("runtime.CSourceModuleCreate")
+    mods = []
+    for func in functions:
+        symbol = str(func.attrs["global_symbol"])
+        layer, index = function_layer(func)
+        sched = schedule(layer, cfg, opts.schedule, opts.time_limit)
+        src = layer_c(layer, sched, symbol, exact=opts.exact, index=index, dim=cfg.dim, acc_rows=cfg.acc_rows)
+        mods.append(create(src, "c", [symbol], []))
+    return mods

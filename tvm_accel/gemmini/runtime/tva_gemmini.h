@@ -1,0 +1,159 @@
+/* Support code of the C that tvm_accel.gemmini's codegen emits for offloaded layers.
+ *
+ * A layer is one convolution shape (dense layers are 1x1 convolutions over a row of N
+ * pixels): input NHWC int8, weights [R][S][C][K] int8 ([R][S][C] depthwise), bias int32 with
+ * the input zero point folded in, results int32 in the accumulator. The generated code walks
+ * the DRAM tiles of the layer's mapping (schedules) and calls tva_conv_tile() per tile:
+ * one LOOP_CONV_WS whose partial sums stay in the accumulator across the reduction tiles;
+ * after the last reduction tile either the loop itself moves the outputs out scaled by
+ * Gemmini's fp32 accumulator scale (per-tensor requantization), or tva_mvout_int32() reads
+ * the int32 results out for requantization on the core (tva_requant_exact: TFLite's integer
+ * arithmetic; tva_requant_fp32: the per-channel fp32 scale Gemmini would apply).
+ */
+#ifndef TVA_GEMMINI_H_
+#define TVA_GEMMINI_H_
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "gemmini.h"
+#include "spike_sim.h"
+#include "tvm_accel_kernel_abi.h"
+
+typedef struct {
+  int batch, in_rows, in_cols, in_ch, out_ch, out_rows, out_cols, k_rows, k_cols;
+  int stride, dilation, padding; /* padding: symmetric zero padding done by LOOP_CONV_WS */
+  int depthwise;
+} tva_conv_t;
+
+/* A tile: offsets and sizes of batch, output rows, output columns, output channels,
+   kernel rows, kernel columns, input channels. */
+typedef struct {
+  int b0, nb, p0, np, q0, nq, k0, nk, r0, nr, s0, ns, c0, nc;
+} tva_tile_t;
+
+static inline int tva_min(int a, int b) { return a < b ? a : b; }
+static inline int tva_max(int a, int b) { return a > b ? a : b; }
+
+/* The data pointer of packed argument i (a DLTensor*, as the C emitter passes them). */
+static inline void *tva_arg(void *args, int i) {
+  TVMFFIAny *a = (TVMFFIAny *)args;
+  return ((DLTensor *)a[i].v_ptr)->data;
+}
+
+/* Copies an NHWC tensor into a larger one filled with `value` (explicit padding with the zero point). */
+static inline void tva_pad_input(const int8_t *in, int8_t *out, int n, int h, int w, int c, int pt, int pl, int pb,
+                                 int pr, int8_t value) {
+  int oh = h + pt + pb, ow = w + pl + pr;
+  memset(out, (uint8_t)value, (size_t)n * oh * ow * c);
+  for (int b = 0; b < n; b++)
+    for (int y = 0; y < h; y++)
+      memcpy(out + (((size_t)b * oh + y + pt) * ow + pl) * c, in + (((size_t)b * h + y) * w) * c, (size_t)w * c);
+}
+
+/* One tile: one LOOP_CONV_WS. first: load the bias into the accumulator (else keep the partial
+   sums there); out: int8 output of the layer (moved out by the loop, scaled by the store
+   configuration), or NULL to keep the results in the accumulator. */
+static inline void tva_conv_tile(const tva_conv_t *L, const tva_tile_t *t, const int8_t *input, const int8_t *weights,
+                                 const int32_t *bias, int8_t *out, int first, int a_id, int b_id, int act) {
+  int irow0 = t->p0 * L->stride - L->padding + t->r0 * L->dilation;
+  int icol0 = t->q0 * L->stride - L->padding + t->s0 * L->dilation;
+  int irows = (t->np - 1) * L->stride + (t->nr - 1) * L->dilation + 1;
+  int icols = (t->nq - 1) * L->stride + (t->ns - 1) * L->dilation + 1;
+  int upad = tva_max(-irow0, 0), lpad = tva_max(-icol0, 0);
+  int dpad = tva_max(irow0 + irows - L->in_rows, 0), rpad = tva_max(icol0 + icols - L->in_cols, 0);
+  if (upad > irows) upad = irows;
+  if (upad + dpad > irows) dpad = irows - upad;
+  if (lpad > icols) lpad = icols;
+  if (lpad + rpad > icols) rpad = icols - lpad;
+  int kch0 = L->depthwise ? t->k0 : t->c0;
+  int kchs = L->depthwise ? 1 : t->nc;
+  int wstride = L->depthwise ? L->in_ch : L->out_ch;
+  const int8_t *in = input + ((int64_t)(t->b0 * L->in_rows + irow0 + upad) * L->in_cols + (icol0 + lpad)) * L->in_ch + kch0;
+  const int8_t *w = L->depthwise ? weights + (int64_t)(t->r0 * L->k_cols + t->s0) * L->in_ch + t->k0
+                                 : weights + ((int64_t)(t->r0 * L->k_cols + t->s0) * L->in_ch + t->c0) * wstride + t->k0;
+  int8_t *o = out ? out + ((int64_t)(t->b0 * L->out_rows + t->p0) * L->out_cols + t->q0) * L->out_ch + t->k0 : 0;
+  const void *b = 0;
+  int no_bias = 0;
+  if (first) {
+    if (bias) b = bias + t->k0;
+    else { b = (const void *)8; no_bias = 1; } /* a non-zero address with no_bias: zeros */
+  }
+  gemmini_loop_conv_ws(L->batch, L->in_rows, L->in_cols, L->in_ch, L->out_ch, L->out_rows, L->out_cols, L->out_rows,
+                       L->out_cols, L->stride, L->padding, L->k_cols, L->dilation, 0, 0, 0, t->nb, t->np, t->nq, t->nk,
+                       t->nr, t->ns, kchs, lpad, rpad, upad, dpad, 0, 0, 0, 0, t->np, t->nq, w, o, b, in, no_bias, 1, 0,
+                       0, 0, act, 0, 0, 0, 0, 0, L->in_ch, wstride, L->out_ch, L->depthwise, a_id, b_id);
+}
+
+/* Reads a tile's int32 results out of the accumulator (the half the last loop used) into
+   acc_out, an int32 [batch * out_rows * out_cols][out_ch] buffer. */
+static inline void tva_mvout_int32(const tva_conv_t *L, const tva_tile_t *t, int32_t *acc_out) {
+  uint32_t base = GEMMINI_ACC_LOOP_BASE;
+  int pixels = t->nb * t->np * t->nq;
+  gemmini_config_st(L->out_ch * 4);
+  for (int ob = 0; ob * DIM < t->nk; ob++) {
+    int nch = tva_min(DIM, t->nk - ob * DIM);
+    for (int b = 0; b < t->nb; b++)
+      for (int r = 0; r < t->np; r++)
+        for (int c = 0; c < t->nq; c += DIM) {
+          int n = tva_min(DIM, t->nq - c);
+          uint32_t row = base + (uint32_t)(ob * pixels + (b * t->np + r) * t->nq + c);
+          int32_t *dst = acc_out + ((int64_t)((t->b0 + b) * L->out_rows + t->p0 + r) * L->out_cols + t->q0 + c) * L->out_ch +
+                         t->k0 + ob * DIM;
+          gemmini_extended_mvout(dst, GEMMINI_ACC_ADDR | GEMMINI_ACC_FULL | row, nch, n);
+        }
+  }
+}
+
+/* TFLite's MultiplyByQuantizedMultiplier: single_rounding selects the TFLITE_SINGLE_ROUNDING form. */
+static inline int32_t tva_mbqm(int32_t x, int32_t m, int32_t shift, int single_rounding) {
+  if (single_rounding) {
+    int total = 31 - shift;
+    return (int32_t)(((int64_t)x * m + ((int64_t)1 << (total - 1))) >> total);
+  }
+  int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+  int32_t a = (int32_t)((uint32_t)x << left);
+  int32_t hi;
+  if (a == INT32_MIN && m == INT32_MIN) hi = INT32_MAX;
+  else {
+    int64_t ab = (int64_t)a * m;
+    int64_t nudge = ab >= 0 ? (1ll << 30) : (1 - (1ll << 30));
+    hi = (int32_t)((ab + nudge) / (1ll << 31));
+  }
+  int32_t mask = (int32_t)((1ll << right) - 1);
+  int32_t rem = hi & mask, thr = (mask >> 1) + (hi < 0 ? 1 : 0);
+  return (hi >> right) + (rem > thr ? 1 : 0);
+}
+
+/* Exact requantization on the core (TFLite reference arithmetic), per output channel. */
+static inline void tva_requant_exact(const int32_t *acc, int8_t *out, int pixels, int channels, const int32_t *mult,
+                                     const int32_t *shift, int single_rounding, int zp, int lo, int hi) {
+  for (int p = 0; p < pixels; p++)
+    for (int c = 0; c < channels; c++) {
+      int32_t v = tva_mbqm(acc[(int64_t)p * channels + c], mult[c], shift[c], single_rounding) + zp;
+      out[(int64_t)p * channels + c] = (int8_t)(v < lo ? lo : v > hi ? hi : v);
+    }
+}
+
+/* Gemmini's fp32 scaling (multiply, round to nearest even), per output channel, on the core. */
+static inline void tva_requant_fp32(const int32_t *acc, int8_t *out, int pixels, int channels, const float *scale, int zp,
+                                    int lo, int hi) {
+  for (int p = 0; p < pixels; p++)
+    for (int c = 0; c < channels; c++) {
+      float f = rintf((float)acc[(int64_t)p * channels + c] * scale[c]);
+      int32_t v = (f > 1e9f ? 1000000000 : f < -1e9f ? -1000000000 : (int32_t)f) + zp;
+      out[(int64_t)p * channels + c] = (int8_t)(v < lo ? lo : v > hi ? hi : v);
+    }
+}
+
+/* The activation clamp after Gemmini's own (saturating) scaling. */
+static inline void tva_clamp(int8_t *x, int64_t n, int lo, int hi) {
+  if (lo <= -128 && hi >= 127) return;
+  for (int64_t i = 0; i < n; i++) x[i] = (int8_t)(x[i] < lo ? lo : x[i] > hi ? hi : x[i]);
+}
+
+/* Per-layer figures: defined by the program's harness (tva_spike_harness.c). */
+void tva_gemmini_layer_done(int layer, uint64_t cycles, uint64_t accel_cycles);
+
+#endif

@@ -1,0 +1,69 @@
+/* Harness of a whole model on Spike (spike_sim's bare-metal runtime): runs the model on each
+ * sample of tva_inputs (generated next to the package), prints each sample's outputs as hex
+ * and, per sample, the cycles of the whole model and of every Gemmini layer:
+ *   @@tva sample S cycles C
+ *   @@tva layer S L cycles C accel A
+ *   @@tva out S I <hex bytes>
+ * Also the platform services the kernels' support code needs (tvm_accel_platform.h). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "spike_sim.h"
+#include "tvm_accel_platform.h"
+
+extern const uint8_t tva_inputs[];
+extern const uint32_t tva_num_samples;
+
+#define TVA_MAX_LAYERS 4096
+static uint64_t layer_cycles[TVA_MAX_LAYERS], layer_accel[TVA_MAX_LAYERS];
+static int layers_seen;
+
+void tva_gemmini_layer_done(int layer, uint64_t cycles, uint64_t accel_cycles) {
+  if (layer < 0 || layer >= TVA_MAX_LAYERS) return;
+  layer_cycles[layer] = cycles;
+  layer_accel[layer] = accel_cycles;
+  if (layer + 1 > layers_seen) layers_seen = layer + 1;
+}
+
+void tva_puts(const char *s) { fputs(s, stdout); }
+void tva_put_uint(unsigned long v) { printf("%lu", v); }
+void tva_exit(int code) { exit(code); }
+int tva_open(const char *name, int write) { (void)name; (void)write; return -1; }
+long tva_read(int handle, void *buf, unsigned long n) { (void)handle; (void)buf; (void)n; return -1; }
+int tva_write(int handle, const void *buf, unsigned long n) { (void)handle; (void)buf; (void)n; return -1; }
+void tva_close(int handle) { (void)handle; }
+
+int main(void) {
+  uint32_t in_total = 0;
+  for (int i = 0; i < MODEL_NUM_INPUTS; ++i) in_total += model_input_bytes[i];
+  for (uint32_t s = 0; s < tva_num_samples; ++s) {
+    const uint8_t *src = tva_inputs + (uint64_t)s * in_total;
+    for (int i = 0; i < MODEL_NUM_INPUTS; ++i) {
+      memcpy(model_input(i), src, model_input_bytes[i]);
+      src += model_input_bytes[i];
+    }
+    layers_seen = 0;
+    uint64_t c0 = spike_sim_rdcycle();
+    int rc = model_invoke();
+    __asm__ volatile("fence" ::: "memory");
+    uint64_t c1 = spike_sim_rdcycle();
+    if (rc != 0) {
+      printf("@@tva error: model_invoke failed in step %d\n", rc - 1);
+      return 4;
+    }
+    printf("@@tva sample %u cycles %llu\n", (unsigned)s, (unsigned long long)(c1 - c0));
+    for (int l = 0; l < layers_seen; ++l)
+      printf("@@tva layer %u %d cycles %llu accel %llu\n", (unsigned)s, l, (unsigned long long)layer_cycles[l],
+             (unsigned long long)layer_accel[l]);
+    for (int i = 0; i < MODEL_NUM_OUTPUTS; ++i) {
+      const uint8_t *o = (const uint8_t *)model_output(i);
+      printf("@@tva out %u %d ", (unsigned)s, i);
+      for (uint32_t b = 0; b < model_output_bytes[i]; ++b) printf("%02x", o[b]);
+      printf("\n");
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,223 @@
+"""Whole models on Spike with the Gemmini extension: compile (partition, codegen, C emitter with
+the planned arena), build a RISC-V bare-metal binary (spike_sim's runtime), run, read back the
+outputs and the cycles of the whole model and of every Gemmini layer.
+
+    from tvm_accel.gemmini import spike
+    b = spike.compile_model("resnet.tflite", "out/resnet", schedule="cosa", exact=False)
+    res = spike.run(b, inputs)          # outputs, cycles per sample, per-layer cycles
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TvmAccelError
+
+
+@dataclasses.dataclass
+class GemminiBuild:
+    package_dir: Path
+    info: object                 # tvm_accel.codegen.PackageInfo
+    decisions: list              # partition.LayerDecision per integer operator
+    schedules: dict              # gemmini index -> codegen.LayerSchedule
+    config: str
+    schedule: str
+    exact: bool
+    model: object = None         # frontend.ImportedModel
+    elf: Path | None = None
+
+    def layer_rows(self) -> list[dict]:
+        """One row per operator: where it runs and, for Gemmini layers, the schedule."""
+        from .codegen import requant_mode
+
+        rows = []
+        for d in self.decisions:
+            r = d.to_dict()
+            if d.offloaded and d.gemmini_index in self.schedules:
+                s = self.schedules[d.gemmini_index]
+                r.update(schedule=s.method, produced_by=s.produced_by, mapping=s.mapping,
+                         modelled_cycles=s.cycles, requant=requant_mode(d.layer, self.exact))
+            rows.append(r)
+        return rows
+
+
+def compile_model(model, out_dir: str | Path, *, schedule: str = "cosa", exact: bool = False,
+                  config: str = "default", plan: str = "planner", progress=None) -> GemminiBuild:
+    """Import (path or ImportedModel), partition for Gemmini, generate the C package."""
+    import spike_sim
+
+    from .. import frontend
+    from ..codegen import emit_package
+    from .codegen import resolve_method, schedule as schedule_layer
+    from .pipeline import gemmini_passes
+
+    resolve_method(schedule)
+    spike_sim.load_config(config)  # a bad name fails here, in one line
+    if not hasattr(model, "mod"):
+        if progress:
+            progress(f"importing {model}")
+        model = frontend.load(model)
+    if progress:
+        progress(f"partitioning {model.name} for Gemmini ({config}), schedules: {schedule}")
+    decisions: list = []
+    mod = gemmini_passes(schedule, exact, config=config, report=decisions)(model.mod)
+    scheds = {d.gemmini_index: schedule_layer(d.layer, config, schedule) for d in decisions if d.offloaded}
+    quant = {
+        "inputs": [(t.scale, t.zero_point) if t.scale is not None else None for t in model.inputs],
+        "outputs": [(t.scale, t.zero_point) if t.scale is not None else None for t in model.outputs],
+    }
+    if progress:
+        progress(f"emitting C for {model.name} (memory plan: {plan})")
+    info = emit_package(mod, out_dir, plan=plan, name=model.name, io_quant=quant)
+    return GemminiBuild(Path(out_dir), info, decisions, scheds, config, schedule, exact, model)
+
+
+def _inputs_c(info, inputs: list[np.ndarray]) -> tuple[str, int]:
+    samples = None
+    arrays = []
+    for arr, d in zip(inputs, info.inputs):
+        arr = np.asarray(arr)
+        shape = tuple(d["shape"])
+        if arr.shape == shape:
+            arr = arr[None]
+        if arr.shape[1:] != shape or arr.dtype != np.dtype(d["dtype"]):
+            raise TvmAccelError(f"input {d['name']} must be {d['dtype']}{list(shape)} (or a stack of them), "
+                                f"got {arr.dtype}{list(arr.shape)}")
+        samples = arr.shape[0] if samples is None else samples
+        if arr.shape[0] != samples:
+            raise TvmAccelError("all inputs must have the same number of samples")
+        arrays.append(arr)
+    if len(arrays) != len(info.inputs):
+        raise TvmAccelError(f"model {info.name} has {len(info.inputs)} input(s), got {len(arrays)}")
+    data = b"".join(np.ascontiguousarray(a[s]).tobytes() for s in range(samples) for a in arrays)
+    lines = [",".join(str(b) for b in data[i:i + 40]) + "," for i in range(0, len(data), 40)]
+    src = ("#include <stdint.h>\n"
+           f"const uint32_t tva_num_samples = {samples};\n"
+           f"const uint8_t tva_inputs[{max(len(data), 1)}] __attribute__((aligned(16))) = {{\n"
+           + "\n".join(lines) + "\n};\n")
+    return src, samples
+
+
+def build_elf(build: GemminiBuild, inputs: list[np.ndarray], out_elf: str | Path | None = None,
+              progress=None) -> Path:
+    """Compile the package + our harness + the inputs for Spike (riscv64-unknown-elf-gcc, picolibc)."""
+    import spike_sim
+
+    from ..codegen import RUNTIME_DIR as CODEGEN_RUNTIME
+    from .codegen import RUNTIME_DIR
+
+    pkg = Path(build.package_dir)
+    src, _ = _inputs_c(build.info, inputs)
+    gen = pkg / "spike"
+    gen.mkdir(exist_ok=True)
+    (gen / "tva_inputs.c").write_text(src)
+    sources = sorted(pkg.glob("*.c")) + [CODEGEN_RUNTIME / "tvm_backend.c", RUNTIME_DIR / "tva_spike_harness.c",
+                                         gen / "tva_inputs.c"]
+    out = Path(out_elf) if out_elf else gen / "model.elf"
+    if progress:
+        progress(f"compiling {build.info.name} for RISC-V (Spike + Gemmini {build.config})")
+    return spike_sim.build_program(sources, out, include_dirs=[pkg, CODEGEN_RUNTIME, RUNTIME_DIR],
+                                   config=build.config, opt_level="-O2",
+                                   extra_flags=["-ffp-contract=off", "-fno-fast-math", "-Wno-unused-variable",
+                                                "-Wno-unused-but-set-variable", "-Wno-unused-function"])
+
+
+@dataclasses.dataclass
+class SpikeRun:
+    outputs: list[np.ndarray]          # per model output, samples stacked
+    cycles: list[int]                  # per sample: the whole model
+    layer_cycles: list[dict]           # per sample: gemmini index -> (cycles, accel cycles)
+    total_cycles: int                  # the whole program (exit record)
+    stats: dict                        # the extension's statistics
+    wall_seconds: float
+    console: str
+
+
+_LINE = re.compile(r"^@@tva (\w+) (.*)$")
+
+
+def run(build: GemminiBuild, inputs: list[np.ndarray], *, timeout: float = 600.0, progress=None) -> SpikeRun:
+    """Build for ``inputs`` (one array per model input, samples stacked) and run on Spike."""
+    import spike_sim
+
+    elf = build_elf(build, inputs, progress=progress)
+    build.elf = elf
+    if progress:
+        progress(f"running on Spike + Gemmini ({build.config})")
+    t0 = time.time()
+    res = spike_sim.run(elf, config=build.config, timeout=timeout)
+    wall = time.time() - t0
+    info = build.info
+    samples = np.asarray(inputs[0]).shape[0] if np.asarray(inputs[0]).ndim > len(info.inputs[0]["shape"]) else 1
+    outs = [np.zeros((samples, *d["shape"]), dtype=np.dtype(d["dtype"])) for d in info.outputs]
+    cycles = [0] * samples
+    layers = [dict() for _ in range(samples)]
+    seen = set()
+    for line in res.console.splitlines():
+        m = _LINE.match(line.strip())
+        if not m:
+            continue
+        kind, rest = m.group(1), m.group(2).split()
+        if kind == "error":
+            raise TvmAccelError(f"{info.name} on Spike: {' '.join(rest)}")
+        if kind == "sample":
+            cycles[int(rest[0])] = int(rest[2])
+        elif kind == "layer":
+            layers[int(rest[0])][int(rest[1])] = (int(rest[3]), int(rest[5]))
+        elif kind == "out":
+            s, i = int(rest[0]), int(rest[1])
+            d = info.outputs[i]
+            raw = bytes.fromhex(rest[2]) if len(rest) > 2 else b""
+            if len(raw) != d["bytes"]:
+                raise TvmAccelError(f"{info.name} on Spike printed {len(raw)} bytes of output {i}, expected {d['bytes']}")
+            outs[i][s] = np.frombuffer(raw, dtype=np.dtype(d["dtype"])).reshape(d["shape"])
+            seen.add((s, i))
+    if res.exit_code != 0 or len(seen) != samples * len(info.outputs):
+        tail = res.console.strip().splitlines()[-1:] or ["no output"]
+        raise TvmAccelError(f"{info.name} on Spike failed (exit {res.exit_code}): {tail[0]}")
+    return SpikeRun(outs, cycles, layers, res.cycles, res.stats, wall, res.console)
+
+
+def layer_table(build: GemminiBuild, run_result: SpikeRun, sample: int = 0, dim: int = 16) -> list[dict]:
+    """Per operator: MACs, where, cycles measured on Spike (Gemmini layers), utilization
+    MACs / (DIM^2 x cycles), the roofline bound MACs / DIM^2, the schedule."""
+    rows = []
+    measured = run_result.layer_cycles[sample] if run_result.layer_cycles else {}
+    for r in build.layer_rows():
+        if r["offloaded"] and r["gemmini_index"] in measured:
+            cyc, accel = measured[r["gemmini_index"]]
+            r["cycles"], r["accel_cycles"] = cyc, accel
+            r["utilization"] = r["macs"] / (dim * dim * cyc) if cyc else 0.0
+        r["roofline_cycles"] = r["macs"] / (dim * dim)
+        rows.append(r)
+    return rows
+
+
+def run_request(req) -> object:
+    """tvm_accel.deploy's ``gemmini`` target: RunRequest -> RunReport (Spike + the extension)."""
+    from ..deploy import RunReport, random_inputs
+
+    opts = getattr(req, "options", None) or {}
+    schedule = opts.get("schedule", "cosa")
+    exact = bool(opts.get("exact", False))
+    config = opts.get("config", "default")
+    out_dir = Path(req.out_dir) if req.out_dir else Path(tempfile.mkdtemp(prefix="tvm-accel-gemmini-"))
+    b = compile_model(req.model, out_dir, schedule=schedule, exact=exact, config=config, plan=req.plan,
+                      progress=req.progress)
+    inputs = req.inputs if req.inputs is not None else random_inputs(b.info, req.samples, req.seed)
+    r = run(b, inputs, timeout=req.timeout, progress=req.progress)
+    dim = __import__("spike_sim").load_config(config).dim
+    return RunReport(
+        model=b.info.name, board="spike", target="gemmini", machine=f"spike+gemmini ({config})",
+        inputs=inputs, outputs=r.outputs, memory=None, fits=None, seconds=r.wall_seconds, log=r.console,
+        extra={"package": str(out_dir), "arena_bytes": b.info.arena_bytes, "plan": b.info.plan_source,
+               "schedule": schedule, "exact": exact, "config": config, "cycles": r.cycles,
+               "program_cycles": r.total_cycles, "layers": layer_table(b, r, 0, dim),
+               "accelerator_utilization": r.stats.get("utilization")},
+    )
