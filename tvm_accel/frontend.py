@@ -294,4 +294,12 @@ def _import_onnx(data: bytes, path: Path):
         raise TvmAccelError(f"{path.name}: unsupported ONNX operator(s): {msg}") from None
     except Exception as err:
         raise TvmAccelError(f"{path.name}: TVM's ONNX frontend failed: {type(err).__name__}: {_first_line(err)}") from None
+    # ONNX is NCHW; the integer operators are NHWC (as TFLite). Converting the convolutions'
+    # layout inserts permute_dims that the lowering moves onto the int8 tensors.
+    from tvm import relax
+
+    try:
+        mod = relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "HWIO"]})(mod)
+    except tvm.TVMError as err:
+        warnings.warn(f"{path.name}: layout conversion to NHWC failed ({_first_line(err)}); convolutions stay NCHW")
     return mod, inputs, outputs

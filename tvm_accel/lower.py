@@ -65,14 +65,18 @@ class QView:
         return int(self.zero_point.reshape(-1)[0])
 
 
+_LAYOUT_OPS = ("relax.permute_dims", "relax.reshape")
+
+
 @dataclasses.dataclass
 class _Op:          # becomes an integer operator
     kind: str
     attrs: dict
-    data: list      # original relax Vars (or relax expressions) of the activation inputs
+    data: list      # original relax Vars (or relax expressions over them) of the activation inputs
     consts: list    # numpy arrays
     shape: tuple
     dtype: str
+    post: list = dataclasses.field(default_factory=list)  # layout calls applied to the result
 
 
 @dataclasses.dataclass
@@ -203,10 +207,16 @@ class _Lowering:
             if scale.size > 1:
                 return None  # per-channel activations are not a TFLite int8 thing
             return QView(q=src, scale=scale, zero_point=zp)
-        if name in ("relax.reshape", "relax.permute_dims"):
+        if name in _LAYOUT_OPS:
             inner = self.qview(v.args[0])
-            if inner is None or not isinstance(inner.q, np.ndarray):
-                return None  # layout changes of activations stay explicit
+            if inner is None:
+                return None
+            if not isinstance(inner.q, np.ndarray):
+                if not inner.per_tensor:
+                    return None
+                # A layout change commutes with a per-tensor dequantize: move it to the int8 side.
+                moved = relax.Call(v.op, [inner.q] + list(v.args[1:]), v.attrs, v.ty_args)
+                return QView(q=moved, scale=inner.scale, zero_point=inner.zero_point)
             if name == "relax.reshape":
                 q = inner.q.reshape(_shape(v))
                 ch = None if inner.channel is None else inner.channel.reshape(_shape(v))
@@ -230,6 +240,8 @@ class _Lowering:
         return self._emit()
 
     def _plan(self, var, val):
+        if isinstance(val, relax.Var):
+            return _Alias(val)
         name = _op_name(val)
         if name == "relax.quantize":
             return self._plan_quantize(var, val)
@@ -262,6 +274,14 @@ class _Lowering:
         zo = int(np.asarray(out_zp).reshape(-1)[0])
         shape = _shape(val)
         f = val.args[0]
+        fv = self.value(f)
+        if _op_name(fv) in _LAYOUT_OPS and self.single_use(f):
+            # quantize(layout(g)) == layout(quantize(g)) for a per-tensor quantization.
+            inner = relax.Call(val.op, [fv.args[0]] + list(val.args[1:]), val.attrs, val.ty_args)
+            inner_plan = self._plan_quantize(var, self._with_type(inner, fv.args[0], _dtype(val)))
+            if isinstance(inner_plan, _Op) and inner_plan.kind != "quantize":
+                inner_plan.post.append(fv)
+                return inner_plan
         act = "NONE"
         fv = self.value(f)
         fname = _op_name(fv)
@@ -334,6 +354,12 @@ class _Lowering:
         if act != "NONE":
             f = val.args[0]
         return _Op("quantize", {"scale": float(so), "zero_point": zo}, [f], [], shape, "int8")
+
+    @staticmethod
+    def _with_type(call, like, dtype):
+        """``call`` (a quantize of ``like``) with its result type filled in."""
+        return relax.Call(call.op, call.args, call.attrs, call.ty_args,
+                          ret_ty=relax.TensorType(_shape(like), dtype))
 
     def _int_source(self, q: QView, expr):
         return q.q if not isinstance(q.q, np.ndarray) else relax.const(q.q.astype(np.int8))
@@ -515,6 +541,8 @@ class _Lowering:
                 return new_of.get(e, e)
             if isinstance(e, relax.Tuple):
                 return relax.Tuple([remap(f) for f in e.fields])
+            if isinstance(e, relax.Call) and _op_name(e) in _LAYOUT_OPS:
+                return bb.emit(relax.Call(e.op, [remap(e.args[0])] + list(e.args[1:]), e.attrs, e.ty_args))
             return e
 
         with bb.function("main", params, attrs=self._func_attrs()):
@@ -527,7 +555,12 @@ class _Lowering:
                         new_of[var] = remap(p.of)
                     elif isinstance(p, _Op):
                         data = [remap(d) for d in p.data]
-                        new_of[var] = ops.emit(bb, p.kind, p.attrs, data, p.consts, p.shape, p.dtype, name_hint=p.kind)
+                        shape = _shape(p.post[0].args[0]) if p.post else p.shape
+                        out = ops.emit(bb, p.kind, p.attrs, data, p.consts, shape, p.dtype, name_hint=p.kind)
+                        for layout in p.post:
+                            out = bb.emit(relax.Call(layout.op, [out] + list(layout.args[1:]), layout.attrs,
+                                                     layout.ty_args))
+                        new_of[var] = out
                         self.report.integer_ops[p.kind] += 1
                     else:
                         call = p.call
