@@ -47,7 +47,10 @@ def layers(model: ImportedModel) -> list[LayerRow]:
                     q.append(f"in {a['input_scale']:.4g}/{a.get('input_zero_point', 0)}")
                 if "output_scale" in a:
                     q.append(f"out {a['output_scale']:.4g}/{a.get('output_zero_point', 0)}")
-                rows.append(LayerRow(len(rows), b.var.name, info.kind, "int",
+                kind = info.kind
+                if kind == "conv2d" and a.get("groups", 1) > 1 and a["groups"] == int(info.data[0].ty.shape[-1]):
+                    kind = "depthwise_conv2d"
+                rows.append(LayerRow(len(rows), b.var.name, kind, "int",
                                      [_tensor(d) for d in info.data], _tensor(v), " ".join(q), info.macs,
                                      info.weight_bytes))
             elif isinstance(v, relax.Call) and hasattr(v.op, "name"):
