@@ -41,6 +41,7 @@ class Operator:
     workspace: int = 0  # scratch bytes alive only during this operator
     alias: bool = False  # output[0] is a view of inputs[0] (reshape, squeeze, flatten)
     kind: str = ""  # free text for reports ("conv2d", "reshape", ...)
+    inplace: bool = False  # output[0] may overwrite an input that dies here (see storages())
 
 
 class Graph:
@@ -72,12 +73,15 @@ class Graph:
         workspace: int = 0,
         alias: bool = False,
         kind: str = "",
+        inplace: bool = False,
     ) -> Operator:
         if any(op.name == name for op in self.operators):
             raise PlanningError(f"operator {name!r} is defined twice")
         if not isinstance(workspace, int) or workspace < 0:
             raise PlanningError(f"operator {name!r} has an invalid workspace {workspace!r}")
-        op = Operator(name, tuple(inputs), tuple(outputs), workspace, alias, kind)
+        if alias and inplace:
+            raise PlanningError(f"operator {name!r} cannot be both an alias and in place")
+        op = Operator(name, tuple(inputs), tuple(outputs), workspace, alias, kind, inplace)
         self.operators.append(op)
         self._checked = False
         return op
@@ -113,6 +117,8 @@ class Graph:
                         f"and {op.name!r}"
                     )
                 producer[t] = i
+            if op.inplace and not op.inputs:
+                raise PlanningError(f"in-place operator {op.name!r} has no input to overwrite")
             if op.alias:
                 if len(op.inputs) != 1 or len(op.outputs) != 1:
                     raise PlanningError(f"alias operator {op.name!r} must have one input and one output")
@@ -201,21 +207,56 @@ class Storage:
 
 
 def storages(graph: Graph, inputs_in_arena: bool = True, outputs_in_arena: bool = True) -> list[Storage]:
-    """The buffers that need arena space (alias views merged into the tensor they view)."""
+    """The buffers that need arena space.
+
+    Alias views share the bytes of the tensor they view. An in-place operator's output[0]
+    takes the bytes of its first input that (with its views) is read by this operator only,
+    is not a model input or output, and is at least as large: that input dies here in every
+    order, so the merge never depends on the order."""
     graph.check()
     root: dict[str, str] = {}
     for op in graph.operators:  # original order is topological: roots are known first
         if op.alias:
             src = op.inputs[0]
             root[op.outputs[0]] = root.get(src, src)
-    members: dict[str, list[str]] = {}
+    view_groups: dict[str, list[str]] = {}
     for t in graph.tensors:
-        members.setdefault(root.get(t, t), []).append(t)
-    users: dict[str, set[int]] = {r: set() for r in members}
+        view_groups.setdefault(root.get(t, t), []).append(t)
+    readers: dict[str, set[int]] = {r: set() for r in view_groups}
     for i, op in enumerate(graph.operators):
         for t in op.inputs:
-            users[root.get(t, t)].add(i)
+            readers[root.get(t, t)].add(i)
     inputs, outputs = set(graph.inputs), set(graph.outputs)
+    owner: dict[str, str] = {}  # view group -> the view group whose bytes it takes (in place)
+
+    def find(r: str) -> str:
+        while r in owner:
+            r = owner[r]
+        return r
+
+    def size_of(r: str) -> int:
+        return max(graph.tensors[t].size for t in view_groups[r])
+
+    for i, op in enumerate(graph.operators):
+        if not op.inplace:
+            continue
+        dst = root.get(op.outputs[0], op.outputs[0])
+        if (set(view_groups[dst]) & outputs) and not outputs_in_arena:
+            continue
+        for t in op.inputs:
+            src = root.get(t, t)
+            if (readers[src] == {i} and not set(view_groups[src]) & (inputs | outputs)
+                    and size_of(src) >= size_of(dst) and find(src) != find(dst)):
+                owner[dst] = find(src)
+                break
+    members: dict[str, list[str]] = {}
+    users: dict[str, set[int]] = {}
+    for r, ts in view_groups.items():
+        o = find(r)
+        members.setdefault(o, []).extend(ts)
+        users.setdefault(o, set()).update(readers[r])
+    for o in members:  # the owner's own tensors first: its root names the buffer
+        members[o].sort(key=lambda t: (root.get(t, t) != o, t != o))
     result: list[Storage] = []
     produced_or_input = set(graph._producer) | inputs
     for r, ts in members.items():

@@ -7,7 +7,8 @@ no code with the planner beyond the graph classes, so a planner bug cannot hide 
 Checks: the order runs every operator once, after the producers of its inputs; every tensor
 that needs arena space has an offset; offsets are aligned; every buffer lies inside the arena;
 two tensors alive at the same step never share a byte unless one is an alias view of the other
-(then they must start at the same offset).
+or an in-place operator's output over the input it overwrites (then they must start at the
+same offset).
 """
 
 from __future__ import annotations
@@ -53,6 +54,31 @@ def violations(graph: Graph, order: Sequence[str], offsets: Mapping[str, int], a
     for op in graph.operators:
         if op.alias:
             parent[find(op.outputs[0])] = find(op.inputs[0])
+    # in place: output[0] may share the bytes of the first input whose view group is read by
+    # this operator alone, is no model input or output, and is at least as large
+    view_group = {t: find(t) for t in graph.tensors}
+    readers: dict[str, set[str]] = {}
+    for op in graph.operators:
+        for t in op.inputs:
+            readers.setdefault(view_group[t], set()).add(op.name)
+    view_members: dict[str, set[str]] = {}
+    for t, g in view_group.items():
+        view_members.setdefault(g, set()).add(t)
+    model_io = set(graph.inputs) | set(graph.outputs)
+    for op in graph.operators:
+        if not op.inplace:
+            continue
+        dst = view_group[op.outputs[0]]
+        if view_members[dst] & set(graph.outputs) and not outputs_in_arena:
+            continue
+        for t in op.inputs:
+            src = view_group[t]
+            big = max(graph.tensors[x].size for x in view_members[src])
+            if (readers.get(src) == {op.name} and not view_members[src] & model_io
+                    and big >= max(graph.tensors[x].size for x in view_members[dst])
+                    and find(src) != find(dst)):
+                parent[find(dst)] = find(src)
+                break
     groups: dict[str, set[str]] = {}
     for t in graph.tensors:
         groups.setdefault(find(t), set()).add(t)
@@ -92,7 +118,7 @@ def violations(graph: Graph, order: Sequence[str], offsets: Mapping[str, int], a
         if off < 0 or off + size > arena:
             problems.append(f"{name} [{off}, {off + size}) lies outside the arena of {arena} bytes")
         if g in group_offset and group_offset[g] != off:
-            problems.append(f"{name} is a view of {g} but has another offset")
+            problems.append(f"{name} shares the bytes of {g} (view or in place) but has another offset")
         group_offset.setdefault(g, off)
     for i in range(len(items)):
         a = items[i]

@@ -88,9 +88,18 @@ def kernel_workspaces(cg, mode: str = "c") -> dict[str, int]:
     return {k: need.get(KERNEL_PREFIX + c_identifier(k), 0) for k in cg.kernels}
 
 
-def extract(mod, func_name: str = "main", name: str = "model", workspace: str = "c") -> ExtractedModel:
+# Kernels that compute output[i] from input[i] only (same index, same element size): they may
+# write over an input that dies at them.
+INPLACE_KINDS = ("add", "mul", "requantize", "quantize", "dequantize")
+
+
+def extract(mod, func_name: str = "main", name: str = "model", workspace: str = "c",
+            inplace: bool = False) -> ExtractedModel:
     """The memory graph of ``mod[func_name]`` (legalized first). ``workspace``: how kernel
-    scratch is measured ("c" exact, "tir" upper bound; see ``kernel_workspaces``)."""
+    scratch is measured ("c" exact, "tir" upper bound; see ``kernel_workspaces``).
+    ``inplace``: mark elementwise kernels (``INPLACE_KINDS`` whose data inputs have the
+    output's shape and element size) as in place, so the planner may let them overwrite an
+    input that dies there. Off by default: the C emitter must accept such shared buffers."""
     from .codegen.graph import extract_graph, legalize
 
     legal = legalize(mod)
@@ -121,7 +130,13 @@ def extract(mod, func_name: str = "main", name: str = "model", workspace: str = 
             s = storage_name(a)
             if s not in ins:
                 ins.append(s)
-        g.add_operator(outs[0], ins, outs, workspace=ws_of[step.kernel], kind=step.op)
+        out_t = T[step.outputs[0]]
+        data = [T[a] for a in step.args if a not in step.outputs and T[T[a].storage].kind != "weight"]
+        elementwise = (inplace and step.op in INPLACE_KINDS and len(step.outputs) == 1 and data
+                       and all(d.shape == out_t.shape and np.dtype(d.dtype).itemsize
+                               == np.dtype(out_t.dtype).itemsize for d in data))
+        g.add_operator(outs[0], ins, outs, workspace=ws_of[step.kernel], kind=step.op,
+                       inplace=bool(elementwise))
         step_names.append(outs[0])
     for tid in cg.outputs:
         g.mark_output(storage_name(tid))
@@ -135,9 +150,9 @@ def extract(mod, func_name: str = "main", name: str = "model", workspace: str = 
 
 def plan_module(mod, order: str | Sequence[str] = "optimal", layout: str = "optimal", align: int = 16,
                 inputs_in_arena: bool = True, outputs_in_arena: bool = True, name: str = "model",
-                workspace: str = "c", **kw) -> tuple[Plan, ExtractedModel]:
+                workspace: str = "c", inplace: bool = False, **kw) -> tuple[Plan, ExtractedModel]:
     """Extract the memory graph of ``main`` and plan it (verified)."""
-    ex = extract(mod, name=name, workspace=workspace)
+    ex = extract(mod, name=name, workspace=workspace, inplace=inplace)
     if order != "original" and len(_main_blocks(ex.module)) > 1:
         order = "original"  # bindings are only reordered inside one block
     p = make_plan(ex.graph, order=order, layout=layout, align=align, inputs_in_arena=inputs_in_arena,

@@ -36,7 +36,8 @@ def graphs(draw, min_ops: int = 1, max_ops: int = 7, max_size: int = 300):
         n_out = draw(st.integers(1, 2))
         outs = [g.add_tensor(f"t{k}_{j}", draw(st.integers(1, max_size))) for j in range(n_out)]
         ws = draw(st.sampled_from([0, 0, 0, draw(st.integers(1, max_size))]))
-        g.add_operator(f"op{k}", ins, outs, workspace=ws, kind="op")
+        inplace = draw(st.integers(0, 3)) == 0
+        g.add_operator(f"op{k}", ins, outs, workspace=ws, kind="op", inplace=inplace)
         for t in ins:
             unread.discard(t)
         available += outs

@@ -182,6 +182,45 @@ def test_alias_shares_the_storage_and_extends_its_life():
     assert p.arena_bytes == 320
 
 
+def test_in_place_operators_reuse_the_input_that_dies():
+    g = Graph("inplace")
+    for t, s in {"x": 64, "a": 256, "b": 256, "c": 256, "d": 256, "y": 16}.items():
+        g.add_tensor(t, s)
+    g.mark_input("x")
+    g.mark_output("y")
+    g.add_operator("conv", ["x"], ["a"])
+    g.add_operator("requant", ["a"], ["b"], inplace=True)  # a dies here: b takes its bytes
+    g.add_operator("relu", ["b"], ["c"], inplace=True)  # and c takes them again
+    g.add_operator("add", ["b", "c"], ["d"], inplace=True)  # b is read twice: c's bytes instead
+    g.add_operator("fc", ["d"], ["y"])
+    p = plan(g)
+    assert p.offsets["a"] == p.offsets["b"]
+    assert p.offsets["c"] != p.offsets["b"]  # b is still read by add after relu
+    assert p.offsets["d"] == p.offsets["c"]
+    # conv x+a, requant a(=b), relu b+c, add b+c(=d), fc d+y
+    assert p.live == [320, 256, 512, 512, 272]
+    assert p.arena_bytes == 512
+    bad = dict(p.offsets)
+    bad["c"] = bad["d"] = bad["b"]  # relu over b although add still reads b
+    assert any("overlap" in v for v in violations(g, p.order, bad, p.arena_bytes, 16))
+    without = Graph("copy")
+    for t, s in g.tensors.items():
+        without.add_tensor(t, s.size)
+    without.mark_input("x")
+    without.mark_output("y")
+    for op in g.operators:
+        without.add_operator(op.name, op.inputs, op.outputs)
+    assert plan(without).arena_bytes == 768
+    # a model output is never overwritten
+    g2 = Graph("keep")
+    for t, s in {"x": 64, "a": 64}.items():
+        g2.add_tensor(t, s)
+    g2.mark_input("x")
+    g2.mark_output("a")
+    g2.add_operator("f", ["x"], ["a"], inplace=True)
+    assert plan(g2).arena_bytes == 128
+
+
 def test_inputs_and_outputs_outside_the_arena():
     g = chain()
     inside = plan(g)

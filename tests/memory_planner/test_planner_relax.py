@@ -110,6 +110,17 @@ def test_extract_residual_module():
     assert [exact.tensors[t].size for t in exact.tensors] == [g.tensors[t].size for t in g.tensors]
 
 
+def test_extract_in_place_elementwise_kernels():
+    from tvm_accel.memory import plan_module
+
+    p, ex = plan_module(residual_module(), workspace="tir", inplace=True)
+    assert [op.inplace for op in ex.graph.operators] == [False, False, True, True]
+    off = p.offsets
+    assert off["s"] == off["b"] and off["r"] == off["s"]  # add over b, requantize over s
+    assert off["x"] != off["s"]  # a model input is never overwritten
+    assert p.arena_bytes < plan_module(residual_module(), workspace="tir")[0].arena_bytes
+
+
 def test_workspace_counts_global_allocations_only():
     f = prim("requantize", 1, (1, 10, 7), inc, scratch=True)
     assert workspace_bytes(f) == 70 * 4

@@ -33,6 +33,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--workspace", choices=["c", "tir"], default="c",
                    help="kernel scratch: what the kernels' C requests (default, exact) or the buffers "
                    "allocated in their TIR before lowering (no C build, an upper bound)")
+    p.add_argument("--inplace", action="store_true",
+                   help="let elementwise kernels (add, mul, requantize, ...) write over an input that "
+                   "dies there (what the arena would be if the C emitter allowed it)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--plot", metavar="FILE", default=None, help="draw the layout into FILE (.svg or .png)")
     p.set_defaults(func=run)
@@ -40,7 +43,8 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def build_report(model_path: str, order: str = "optimal", layout: str = "optimal", align: int = 16,
-                 io_in_arena: bool = True, progress=None, workspace: str = "c") -> dict:
+                 io_in_arena: bool = True, progress=None, workspace: str = "c",
+                 inplace: bool = False) -> dict:
     """Load, extract, plan; returns the report as a dict (also holding the Plan objects)."""
     from memory_planner import plan, tflm_baseline
 
@@ -56,13 +60,13 @@ def build_report(model_path: str, order: str = "optimal", layout: str = "optimal
     model = load(model_path)
     say(f"extracting the memory graph, kernel scratch from {'their C' if workspace == 'c' else 'TIR'} "
         f"({time.perf_counter() - t0:.1f} s)")
-    ex = extract(model.mod, name=model.name, workspace=workspace)
+    ex = extract(model.mod, name=model.name, workspace=workspace, inplace=inplace)
     say(f"planning {len(ex.graph.operators)} operators")
     kw = dict(align=align, inputs_in_arena=io_in_arena, outputs_in_arena=io_in_arena)
     ours = plan(ex.graph, order=order, layout=layout, **kw)
     base = tflm_baseline(ex.graph, **kw)
     return {"model": model.name, "path": str(model_path), "graph": ex.graph, "plan": ours, "baseline": base,
-            "workspace": workspace}
+            "workspace": workspace, "inplace": inplace}
 
 
 def report_json(r: dict) -> dict:
@@ -70,6 +74,7 @@ def report_json(r: dict) -> dict:
     return {
         "model": r["model"],
         "workspace": r["workspace"],
+        "inplace": r["inplace"],
         "operators": len(p.order),
         "no_reuse_bytes": p.no_reuse_bytes,
         "tflm_greedy_bytes": b.arena_bytes,
@@ -96,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         raise TvmAccelError(f"--plot file must end in .svg or .png: {args.plot}")
     progress = None if args.json else (lambda msg: print(f"[memory-report] {msg}", file=sys.stderr))
     r = build_report(args.model, args.order, args.layout, args.align, args.io == "arena", progress,
-                     args.workspace)
+                     args.workspace, args.inplace)
     p, b = r["plan"], r["baseline"]
     if args.plot:
         plot_plan(p, args.plot, baseline=b)
