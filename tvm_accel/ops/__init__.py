@@ -99,6 +99,19 @@ KINDS: dict[str, OpKind] = {
                "int8 -> float32. attrs: scale, zero_point."),
         OpKind("concat", lambda d, c, o, a: kernels.build_concat(d, o, a),
                "Concatenation of int8 tensors with equal quantization. attrs: axis."),
+        OpKind("conv2d_acc", lambda d, c, o, a: kernels.build_conv2d_acc(d[0], c[0], o, a, len(d) > 1),
+               "Ungrouped conv2d producing the int32 accumulator (no bias, no requantization): one "
+               "input-channel partition of a conv2d split by input channels (fused depthwise tiling). "
+               "data: input [, int32 partial sum to add]. attrs: strides, padding, dilation, "
+               "input_zero_point, weight_zero_point. consts: weight (the partition's input channels)."),
+        OpKind("dense_acc", lambda d, c, o, a: kernels.build_dense_acc(d[0], c[0], o, a, len(d) > 1),
+               "dense producing the int32 accumulator (no bias, no requantization), as conv2d_acc. "
+               "data: input [, int32 partial sum]. attrs: input_zero_point, weight_zero_point. "
+               "consts: weight rows of the partition."),
+        OpKind("requantize_acc", lambda d, c, o, a: kernels.build_requantize_acc(d[0], a),
+               "int32 accumulator + bias -> per-channel requantization (rounding) + output_zero_point, "
+               "clamp to [act_min, act_max] -> int8: the epilogue of conv2d / dense after summed "
+               "partial sums. consts: bias, multiplier, shift."),
     ]
 }
 
@@ -165,10 +178,10 @@ class OpInfo:
     @property
     def macs(self) -> int:
         """Multiply-accumulates of conv2d / dense (0 for the others)."""
-        if self.kind == "conv2d":
+        if self.kind in ("conv2d", "conv2d_acc"):
             kh, kw, ci, _ = shape_of(self.consts[0])
             return math.prod(self.out_shape) * kh * kw * ci
-        if self.kind == "dense":
+        if self.kind in ("dense", "dense_acc"):
             k = shape_of(self.consts[0])[0]
             return math.prod(self.out_shape) * k
         return 0

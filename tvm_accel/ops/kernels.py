@@ -361,3 +361,72 @@ def build_concat(shapes, out_shape, a: dict, dtype="int8"):
 
     out = te.compute(out_shape, fn, name="out")
     return _finish(ins + [out])
+
+
+# -- partial sums (fused depthwise tiling: a layer split by input channels) ----------------------
+# A conv2d / dense whose input channels are computed in partitions produces int32 partial sums
+# that are added; the bias, the per-channel requantization and the clamp are applied once, to
+# the full sum, so the result is bit-exact with the unsplit layer (int32 addition is exact).
+
+
+def build_conv2d_acc(data_shape, weight_shape, out_shape, a: dict, acc_in: bool):
+    """Ungrouped NHWC conv2d (weight HWIO) -> int32 accumulator, without bias or
+    requantization; with ``acc_in`` it adds an int32 partial sum of the output's shape."""
+    _, h_, w_, _ = data_shape
+    kh_, kw_, i_, _ = weight_shape
+    sh, sw = a["strides"]
+    dh, dw = a["dilation"]
+    pt, pl = a["padding"][0], a["padding"][1]
+    izp, wzp = a["input_zero_point"], a.get("weight_zero_point", 0)
+    data = te.placeholder(data_shape, "int8", name="data")
+    prev = te.placeholder(out_shape, I32, name="acc_in") if acc_in else None
+    weight = te.placeholder(weight_shape, "int8", name="weight")
+    rkh = te.reduce_axis((0, kh_), name="kh")
+    rkw = te.reduce_axis((0, kw_), name="kw")
+    ric = te.reduce_axis((0, i_), name="ic")
+
+    def acc_fn(n, y, x, o):
+        iy = y * sh + rkh * dh - pt
+        ix = x * sw + rkw * dw - pl
+        inside = tirx.all(iy >= 0, iy < h_, ix >= 0, ix < w_)
+        xv = tirx.if_then_else(inside, tirx.Cast(I32, data[n, iy, ix, ric]) - izp, tirx.const(0, I32))
+        wv = tirx.Cast(I32, weight[rkh, rkw, ric, o]) - wzp if wzp else tirx.Cast(I32, weight[rkh, rkw, ric, o])
+        return te.sum(xv * wv, axis=[rkh, rkw, ric])
+
+    return _finish_acc(data, prev, weight, out_shape, acc_fn)
+
+
+def build_dense_acc(data_shape, weight_shape, out_shape, a: dict, acc_in: bool):
+    """[N, K] x [K, M] -> int32 accumulator (no bias, no requantization), + ``acc_in``."""
+    k_ = data_shape[1]
+    izp, wzp = a["input_zero_point"], a.get("weight_zero_point", 0)
+    data = te.placeholder(data_shape, "int8", name="data")
+    prev = te.placeholder(out_shape, I32, name="acc_in") if acc_in else None
+    weight = te.placeholder(weight_shape, "int8", name="weight")
+    rk = te.reduce_axis((0, k_), name="k")
+
+    def acc_fn(n, m):
+        return te.sum((tirx.Cast(I32, data[n, rk]) - izp) * (tirx.Cast(I32, weight[rk, m]) - wzp), axis=rk)
+
+    return _finish_acc(data, prev, weight, out_shape, acc_fn)
+
+
+def _finish_acc(data, prev, weight, out_shape, acc_fn):
+    acc = te.compute(out_shape, acc_fn, name="acc")
+    if prev is None:
+        out = te.compute(out_shape, lambda *i: acc[i], name="out")
+        return _finish([data, weight, out], compute_at=[("acc", "out")])
+    out = te.compute(out_shape, lambda *i: prev[i] + acc[i], name="out")
+    return _finish([data, prev, weight, out], compute_at=[("acc", "out")])
+
+
+def build_requantize_acc(acc_shape, a: dict):
+    """int32 accumulator (channels last) + bias -> per-channel requantization -> + output zero
+    point, clamp -> int8: the epilogue of conv2d / dense, applied to a summed accumulator."""
+    c_ = acc_shape[-1]
+    acc = te.placeholder(acc_shape, I32, name="acc")
+    bias = te.placeholder((c_,), I32, name="bias")
+    mult = te.placeholder((c_,), I32, name="multiplier")
+    shift = te.placeholder((c_,), I32, name="shift")
+    out = _requantize_stages(acc, bias, mult, shift, acc_shape, lambda i: i[-1], a)
+    return _finish([acc, bias, mult, shift, out])

@@ -1,0 +1,119 @@
+"""The analysis model of a lowered integer module: what path discovery reads.
+
+``Analysis(mod)`` holds
+- the planner's graph of ``main`` (``tvm_accel.memory.extract``: one operator per kernel call,
+  named by its binding var; one tensor per storage), which is what every candidate is judged
+  on: a candidate tiling is a rewrite of this small graph, planned by ``memory_planner``,
+  never a recompilation;
+- the Relax bindings of ``main`` by name, the integer operator behind each kernel call
+  (``tvm_accel.ops.op_info``), shapes, dtypes and the consumers of every value, which is what
+  paths are grown along.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import TilingError
+
+
+@dataclass
+class Value:
+    """One Relax value of ``main``: a parameter or a binding var."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    binding: object = None       # relax.VarBinding (None for parameters)
+    info: object = None          # tvm_accel.ops.OpInfo for our integer operators
+    kernel: bool = False         # a kernel call (an operator of the planner's graph)
+    alias_of: str | None = None  # shape-only operator: the value it views
+    data: list[str] = field(default_factory=list)  # names of the activation inputs
+    consumers: list[str] = field(default_factory=list)
+    is_output: bool = False
+    is_param: bool = False
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * np.dtype(self.dtype).itemsize
+
+    @property
+    def kind(self) -> str:
+        if self.info is not None:
+            return self.info.kind
+        if self.alias_of is not None:
+            return "reshape"
+        if self.is_param:
+            return "input"
+        return "generic"
+
+
+class Analysis:
+    """Planner graph + Relax bindings of ``mod["main"]`` (one binding block)."""
+
+    def __init__(self, mod, name: str = "model"):
+        from tvm import relax
+
+        from tvm_accel import ops
+        from tvm_accel.codegen.graph import ALIAS_OPS
+        from tvm_accel.memory import extract
+
+        self.mod = mod
+        ex = extract(mod, name=name)
+        self.graph = ex.graph
+        self.views = ex.views
+        main = mod["main"]
+        blocks = list(main.body.blocks)
+        if len(blocks) != 1:
+            raise TilingError(f"fused tiling needs main with one binding block, it has {len(blocks)}")
+        self.params = [p.name for p in main.params]
+        self.values: dict[str, Value] = {}
+        alias_ops = {__import__("tvm").ir.Op.get(n) for n in ALIAS_OPS}
+        kernel_names = {op.name for op in self.graph.operators}
+        for p in main.params:
+            self.values[p.name] = Value(p.name, _shape(p), str(p.ty.dtype), is_param=True)
+        for b in blocks[0].bindings:
+            name = b.var.name
+            if name in self.values:
+                raise TilingError(f"binding name {name} is not unique in main")
+            val = b.value
+            ty = b.var.ty
+            if isinstance(ty, relax.TensorType) and ty.shape is not None:
+                shape, dtype = _shape(b.var), str(ty.dtype)
+            else:
+                shape, dtype = (), "void"
+            v = Value(name, shape, dtype, binding=b)
+            info = ops.op_info(mod, val)
+            if info is not None:
+                v.info = info
+                v.data = [d.name for d in info.data]
+            elif isinstance(val, relax.Call) and val.op in alias_ops:
+                v.alias_of = val.args[0].name if isinstance(val.args[0], relax.Var) else None
+                v.data = [v.alias_of] if v.alias_of else []
+            else:
+                v.data = sorted({fv.name for fv in relax.analysis.free_vars(val)})
+            v.kernel = name in kernel_names
+            self.values[name] = v
+        for v in list(self.values.values()):
+            for d in v.data:
+                if d in self.values:
+                    self.values[d].consumers.append(v.name)
+        for fv in relax.analysis.free_vars(main.body.body):
+            if fv.name in self.values:
+                self.values[fv.name].is_output = True
+        # a binding that only forwards an output (gv = lv) makes lv an output too
+        for v in self.values.values():
+            if v.binding is not None and isinstance(v.binding.value, relax.Var) and v.is_output:
+                src = self.values.get(v.binding.value.name)
+                if src is not None:
+                    src.is_output = True
+
+    def storage(self, name: str) -> str:
+        return self.views.get(name, name)
+
+
+def _shape(var) -> tuple[int, ...]:
+    return tuple(int(d) for d in var.ty.shape.values)
