@@ -82,8 +82,9 @@ def partition(mod: tvm.IRModule) -> tuple[tvm.IRModule, list[LayerDecision]]:
     layer attached as JSON); returns the module and the per-operator decisions."""
     decisions = decide(mod)
     mod = relax.transform.FuseOpsByPattern([_pattern(mod)], bind_constants=True, annotate_codegen=True)(mod)
-    by_var = {d.name: d for d in decisions}
-    # Find each partitioned function's layer through its call in main, in program order.
+    # FuseOpsByPattern keeps the program order: the k-th partitioned call is the k-th
+    # offloaded decision (checked by the layer's shape below).
+    pending = [d for d in decisions if d.offloaded]
     updates = {}
     count = 0
     for block in mod["main"].body.blocks:
@@ -97,10 +98,10 @@ def partition(mod: tvm.IRModule) -> tuple[tvm.IRModule, list[LayerDecision]]:
             inner = _inner_call(f)
             info = op_info(mod, inner)
             layer = gemmini_layer(info)
-            d = by_var.get(b.var.name) or next((x for x in decisions if x.offloaded and not x.symbol
-                                                and x.macs == layer.macs), None)
-            if d is not None:
-                d.symbol, d.gemmini_index = v.op.name_hint, count
+            d = pending[count] if count < len(pending) else None
+            if d is None or d.layer.describe() != layer.describe():
+                raise RuntimeError("partitioned functions do not follow the program order of the layers")
+            d.symbol, d.gemmini_index = v.op.name_hint, count
             updates[v.op] = f.with_attrs({LAYER_ATTR: layer.to_json(), "tvm_accel.gemmini_index": count})
             count += 1
     for gv, f in updates.items():

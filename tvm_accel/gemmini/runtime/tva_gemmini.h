@@ -136,13 +136,25 @@ static inline void tva_requant_exact(const int32_t *acc, int8_t *out, int pixels
     }
 }
 
+/* float -> int32, rounding to nearest even, saturating (RISC-V fcvt.w.s with the rne mode, as
+   Gemmini's scaling rounds). */
+static inline int32_t tva_round_even(float f) {
+#if defined(__riscv_flen)
+  int32_t r;
+  __asm__("fcvt.w.s %0, %1, rne" : "=r"(r) : "f"(f));
+  return r;
+#else
+  float g = rintf(f);
+  return g >= 2147483520.0f ? INT32_MAX : g <= -2147483648.0f ? INT32_MIN : (int32_t)g;
+#endif
+}
+
 /* Gemmini's fp32 scaling (multiply, round to nearest even), per output channel, on the core. */
 static inline void tva_requant_fp32(const int32_t *acc, int8_t *out, int pixels, int channels, const float *scale, int zp,
                                     int lo, int hi) {
   for (int p = 0; p < pixels; p++)
     for (int c = 0; c < channels; c++) {
-      float f = rintf((float)acc[(int64_t)p * channels + c] * scale[c]);
-      int32_t v = (f > 1e9f ? 1000000000 : f < -1e9f ? -1000000000 : (int32_t)f) + zp;
+      int64_t v = (int64_t)tva_round_even((float)acc[(int64_t)p * channels + c] * scale[c]) + zp;
       out[(int64_t)p * channels + c] = (int8_t)(v < lo ? lo : v > hi ? hi : v);
     }
 }
