@@ -6,3 +6,10 @@ pieces they use without pulling in the CLI.
 """
 
 __version__ = "0.1.0"
+
+
+def build(model, target="gemmini", **kwargs):
+    """Build a model for an accelerator target (see tvm_accel.builder.build)."""
+    from .builder import build as _build
+
+    return _build(model, target=target, **kwargs)

@@ -26,6 +26,7 @@ from .errors import TvmAccelError
 # target name -> "module:function" (RunRequest -> RunReport)
 TARGETS: dict[str, str] = {
     "cpu": "tvm_accel.deploy:run_cpu",
+    "gemmini": "tvm_accel.gemmini.spike:run_request",
 }
 
 
@@ -133,6 +134,7 @@ class RunRequest:
     plan: str = "planner"
     timeout: float = 120.0
     progress: object = None
+    options: dict = field(default_factory=dict)  # target-specific (gemmini: schedule, exact, config)
 
 
 @dataclass

@@ -213,11 +213,34 @@ def run_request(req) -> object:
     inputs = req.inputs if req.inputs is not None else random_inputs(b.info, req.samples, req.seed)
     r = run(b, inputs, timeout=req.timeout, progress=req.progress)
     dim = __import__("spike_sim").load_config(config).dim
+    path = getattr(b.model, "path", None)
+    agreement = compare_with_reference(path, inputs, r.outputs) if path is not None else None
     return RunReport(
         model=b.info.name, board="spike", target="gemmini", machine=f"spike+gemmini ({config})",
         inputs=inputs, outputs=r.outputs, memory=None, fits=None, seconds=r.wall_seconds, log=r.console,
         extra={"package": str(out_dir), "arena_bytes": b.info.arena_bytes, "plan": b.info.plan_source,
                "schedule": schedule, "exact": exact, "config": config, "cycles": r.cycles,
                "program_cycles": r.total_cycles, "layers": layer_table(b, r, 0, dim),
-               "accelerator_utilization": r.stats.get("utilization")},
+               "accelerator_utilization": r.stats.get("utilization"), "reference": agreement},
     )
+
+
+def compare_with_reference(model_path, inputs: list[np.ndarray], outputs: list[np.ndarray]) -> dict | None:
+    """Agreement with ai-edge-litert on the same inputs (.tflite models): the largest absolute
+    difference over all outputs and samples, bit-exactness, top-1 agreement of output 0."""
+    from .. import reference
+
+    if str(model_path).lower().endswith(".onnx") or not Path(model_path).exists():
+        return None
+    ref = reference.TFLiteReference(model_path)
+    samples = outputs[0].shape[0]
+    worst, top1 = 0, 0
+    for s in range(samples):
+        sample_in = [np.asarray(a)[s] if np.asarray(a).ndim > len(d.shape) else np.asarray(a)
+                     for a, d in zip(inputs, ref.inputs)]
+        exp = ref.run(sample_in)
+        for i, e in enumerate(exp):
+            got = outputs[i][s].reshape(e.shape)
+            worst = max(worst, int(np.abs(got.astype(np.int64) - e.astype(np.int64)).max()))
+        top1 += int(outputs[0][s].reshape(-1).argmax() == exp[0].reshape(-1).argmax())
+    return {"samples": samples, "max_abs_diff": worst, "bit_exact": worst == 0, "top1_agree": top1}

@@ -23,7 +23,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         "under qemu-system-arm with semihosting; print the output, memory figures and whether they fit.",
     )
     p.add_argument("model", help="a .tflite or ONNX QDQ model")
-    p.add_argument("--board", required=True, help="a board of tvm_accel/boards.json, or host")
+    p.add_argument("--board", default=None, help="a board of tvm_accel/boards.json, or host (cpu target)")
     p.add_argument("--target", default="cpu", help=f"execution path: {', '.join(sorted(TARGETS))} (default cpu)")
     p.add_argument("--input", default=None, help=".npy (one input, one sample or a stack) or .npz")
     p.add_argument("--output", default=None, help="write the output(s) here (.npy; .npz for several outputs)")
@@ -33,6 +33,12 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--plan", default="planner", choices=["planner", "no-reuse"], help="arena layout")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds before the run is abandoned (default 120)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    g = p.add_argument_group("gemmini target (Spike + the Gemmini extension)")
+    g.add_argument("--schedule", default="cosa", choices=["cosa", "heuristic"],
+                   help="tiling of offloaded layers: extended CoSA (default) or the library heuristic")
+    g.add_argument("--exact", action="store_true",
+                   help="int32 read-out and TFLite's integer requantization on the core (bit-exact)")
+    g.add_argument("--config", default="default", help="Gemmini configuration (spike_sim/configs)")
     p.set_defaults(func=run)
     return p
 
@@ -43,6 +49,12 @@ def run(args: argparse.Namespace) -> int:
     from ...errors import TvmAccelError
     from .build import memory_table
 
+    if args.target == "gemmini":
+        if args.board not in (None, "spike"):
+            raise TvmAccelError(f"--target gemmini runs on Spike; --board {args.board} does not apply")
+        args.board = "spike"
+    elif args.board is None:
+        raise TvmAccelError("--board is required for the cpu target (a board name, or host)")
     if args.samples < 1:
         raise TvmAccelError(f"--samples must be at least 1, got {args.samples}")
     if args.timeout <= 0:
@@ -63,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         model = args.model
     req = RunRequest(model=model, board=args.board, target=args.target, inputs=inputs, samples=args.samples,
-                     seed=args.seed, out_dir=args.out, plan=args.plan, timeout=args.timeout, progress=progress)
+                     seed=args.seed, out_dir=args.out, plan=args.plan, timeout=args.timeout, progress=progress,
+                     options={"schedule": args.schedule, "exact": args.exact, "config": args.config})
     rep = run_model(req)
     if args.output:
         if args.output.endswith(".npz"):
@@ -88,6 +101,11 @@ def run(args: argparse.Namespace) -> int:
             more = f" ... ({flat.size} values)" if flat.size > 16 else ""
             top = f", argmax {int(flat.argmax())}" if flat.size > 1 else ""
             print(f"output {i} sample {s}: {out.dtype}{list(out.shape[1:])} {shown}{more}{top}")
+    if rep.target == "gemmini":
+        from ...gemmini.report import run_report_lines
+
+        for line in run_report_lines(rep.extra):
+            print(line)
     if rep.memory:
         for line in memory_table(rep.memory):
             print(line)
