@@ -8,6 +8,7 @@
   flatten) resolved to the storage they view, weights left out (they are in flash). Each
   kernel's scratch is what its C requests from ``TVMBackendAllocWorkspace`` (measured by the
   C emitter), or, with ``workspace="tir"``, the global buffers allocated in its PrimFunc body.
+- ``memory_graph(codegen_graph)``: the same conversion for a graph the C emitter already has.
 - ``plan_module(mod, ...)``: extract, then ``memory_planner.plan``.
 - ``apply_memory_plan(mod, ...)`` / ``MemoryPlan(...)`` (a module pass): legalize ``main``,
   put its bindings in the planned operator order and record the plan as the function
@@ -104,14 +105,25 @@ def extract(mod, func_name: str = "main", name: str = "model", workspace: str = 
 
     legal = legalize(mod)
     cg = extract_graph(legal, func_name)
-    ws_of = kernel_workspaces(cg, workspace)
-    names = [t.name for t in cg.tensors if t.kind != "weight"]
+    g, step_names, views = memory_graph(cg, kernel_workspaces(cg, workspace), inplace, name)
+    return ExtractedModel(g, legal, step_names, views)
+
+
+def memory_graph(cg, workspace_of: dict[str, int] | None = None, inplace: bool = False,
+                 name: str = "model") -> tuple[Graph, list[str], dict[str, str]]:
+    """A ``tvm_accel.codegen`` graph (the C emitter's view of ``main``) as the planner's graph.
+
+    Returns (graph, the operator name of each step in step order, {view name: viewed tensor}).
+    Tensors and operators are named by their binding vars (unique, or an error); shape-only
+    views are resolved to the storage they view; weights are left out. ``workspace_of``: scratch
+    bytes by kernel name (default: each step's ``workspace`` field)."""
+    T = cg.tensors
+    names = [t.name for t in T if t.kind != "weight"]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise TvmAccelError(f"binding names are not unique in {func_name} ({', '.join(dup[:3])}); "
+        raise TvmAccelError(f"binding names are not unique in the model ({', '.join(dup[:3])}); "
                             "cannot record a plan by name")
     g = Graph(name)
-    T = cg.tensors
 
     def storage_name(tid: int) -> str:
         return T[T[tid].storage].name
@@ -135,8 +147,8 @@ def extract(mod, func_name: str = "main", name: str = "model", workspace: str = 
         elementwise = (inplace and step.op in INPLACE_KINDS and len(step.outputs) == 1 and data
                        and all(d.shape == out_t.shape and np.dtype(d.dtype).itemsize
                                == np.dtype(out_t.dtype).itemsize for d in data))
-        g.add_operator(outs[0], ins, outs, workspace=ws_of[step.kernel], kind=step.op,
-                       inplace=bool(elementwise))
+        ws = workspace_of[step.kernel] if workspace_of is not None else int(getattr(step, "workspace", 0))
+        g.add_operator(outs[0], ins, outs, workspace=ws, kind=step.op, inplace=bool(elementwise))
         step_names.append(outs[0])
     for tid in cg.outputs:
         g.mark_output(storage_name(tid))
@@ -145,7 +157,7 @@ def extract(mod, func_name: str = "main", name: str = "model", workspace: str = 
         g.check()
     except PlanningError as err:
         raise TvmAccelError(f"memory graph of {name}: {err}") from None
-    return ExtractedModel(g, legal, step_names, views)
+    return g, step_names, views
 
 
 def plan_module(mod, order: str | Sequence[str] = "optimal", layout: str = "optimal", align: int = 16,
