@@ -142,6 +142,13 @@ def fit_tile(layer: GemminiLayer, sched: LayerSchedule, acc_rows: int, dim: int)
     accumulator that a hardware loop uses (a single-buffered mapping may plan with all of it)."""
     tile = dict(sched.tile)
     notes = []
+    if layer.kind == "dwconv" and tile["G"] < dim:
+        # channels of a depthwise tile are columns of the same scratchpad / accumulator rows:
+        # up to DIM of them cost the rows of one, so one loop runs a whole DIM block of groups
+        g = min(dim, sched.bounds["G"])
+        if g > tile["G"]:
+            notes.append(f"depthwise groups per tile {tile['G']} -> {g} (one DIM block of channels, same rows)")
+            tile["G"] = g
     ch = tile["G"] if layer.kind == "dwconv" else tile["K"]
     pix = ["N"] if layer.kind == "dense" else ["P", "Q", "N"]
 
@@ -153,7 +160,7 @@ def fit_tile(layer: GemminiLayer, sched: LayerSchedule, acc_rows: int, dim: int)
         if tile[d] <= 1:
             break
         tile[d] = -(-tile[d] // 2)
-    if tile != sched.tile:
+    if any(tile[d] != sched.tile[d] for d in "NPQ"):
         notes.append("output tile halved to fit the accumulator half of a hardware loop: "
                      + ", ".join(f"{d} {sched.tile[d]}->{tile[d]}" for d in "NPQ" if tile[d] != sched.tile[d]))
     return tile, notes
@@ -227,10 +234,13 @@ def layer_c(layer: GemminiLayer, sched: LayerSchedule, symbol: str, *, exact: bo
                  f"{pt}, {pl}, {pb}, {pr}, (int8_t){zp_in});")
         allocs.append("xp")
         src = "xp"
+    c.append("  uint64_t tg = spike_sim_rdcycle();  /* Gemmini part: tiles issued until the fence */")
     if mode == "gemmini-fp32":
         c.append(f"  gemmini_config_st_act({K}, NO_ACTIVATION, {float(np.float32(layer.scales()[0]))!r}f);")
     c.append("  unsigned parity = 0;")
-    c.append("  tva_tile_t t;")
+    c.append("  tva_tile_t t, pt;")
+    c.append("  uint32_t pbase = 0;")
+    c.append("  int pending = 0;")
     # full extents of the dims without a loop
     ext = {"b": layer.batch, "p": layer.out_rows, "q": layer.out_cols, "k": K, "r": layer.k_rows,
            "s": layer.k_cols, "c": 1 if layer.kind == "dwconv" else layer.in_ch}
@@ -250,14 +260,22 @@ def layer_c(layer: GemminiLayer, sched: LayerSchedule, symbol: str, *, exact: bo
         c.append(f"{indent}int a_id = parity & 1, b_id = parity & 1;")
     else:
         c.append(f"{indent}int a_id = 0, b_id = 1;")
-    out = "last ? y : NULL" if mode == "gemmini-fp32" else "NULL"
-    c.append(f"{indent}tva_conv_tile(&{symbol}_L, &t, {src}, {w}, {symbol}_b, {out}, first, a_id, b_id, 0);")
+    # The last reduction tile lets the loop move its outputs out, so that the loop hands the
+    # other accumulator half to the next tile (double buffering). With an int32 read-out that
+    # int8 copy lands in y, which the requantization on the core overwrites afterwards.
+    c.append(f"{indent}uint32_t base = tva_conv_tile(&{symbol}_L, &t, {src}, {w}, {symbol}_b, last ? y : NULL, "
+             "first, a_id, b_id, 0);")
     if mode != "gemmini-fp32":
-        c.append(f"{indent}if (last) tva_mvout_int32(&{symbol}_L, &t, acc);")
+        # read the previous output tile out only now, after the next loop is queued (it uses the
+        # other half): the core does not wait for a tile's results before queuing the next tile
+        c.append(f"{indent}if (pending) {{ tva_mvout_int32(&{symbol}_L, &pt, pbase, acc); pending = 0; }}")
+        c.append(f"{indent}if (last) {{ pt = t; pbase = base; pending = 1; }}")
     c.append(f"{indent}parity++;")
     for _ in order:
         indent = indent[:-2]
         c.append(f"{indent}}}")
+    if mode != "gemmini-fp32":
+        c.append(f"  if (pending) tva_mvout_int32(&{symbol}_L, &pt, pbase, acc);")
     c.append("  gemmini_fence();")
     c.append("  uint64_t t1 = spike_sim_rdcycle();")
     lo, hi = layer.act_min, layer.act_max
@@ -271,7 +289,7 @@ def layer_c(layer: GemminiLayer, sched: LayerSchedule, symbol: str, *, exact: bo
         c.append(f"  tva_requant_fp32(acc, y, {pixels}, {K}, {symbol}_f, {layer.output_zero_point}, {lo}, {hi});")
     for a in reversed(allocs):
         c.append(f"  TVMBackendFreeWorkspace(1, 0, {a});")
-    c.append(f"  tva_gemmini_layer_done({index}, spike_sim_rdcycle() - t0, t1 - t0);")
+    c.append(f"  tva_gemmini_layer_done({index}, spike_sim_rdcycle() - t0, t1 - tg);")
     c += ["  return 0;", "}", ""]
     return "\n".join(c)
 

@@ -43,19 +43,43 @@ static inline void *tva_arg(void *args, int i) {
 }
 
 /* Copies an NHWC tensor into a larger one filled with `value` (explicit padding with the zero point). */
+static inline void tva_copy_bytes(int8_t *dst, const int8_t *src, size_t n) {
+  if ((((uintptr_t)dst | (uintptr_t)src) & 7) == 0) {
+    for (; n >= 8; n -= 8, dst += 8, src += 8) *(uint64_t *)dst = *(const uint64_t *)src;
+  }
+  while (n--) *dst++ = *src++;
+}
+
+static inline void tva_fill_bytes(int8_t *dst, int8_t value, size_t n) {
+  uint64_t v = (uint8_t)value * 0x0101010101010101ull;
+  for (; n && ((uintptr_t)dst & 7); n--) *dst++ = value;
+  for (; n >= 8; n -= 8, dst += 8) *(uint64_t *)dst = v;
+  while (n--) *dst++ = value;
+}
+
 static inline void tva_pad_input(const int8_t *in, int8_t *out, int n, int h, int w, int c, int pt, int pl, int pb,
                                  int pr, int8_t value) {
   int oh = h + pt + pb, ow = w + pl + pr;
-  memset(out, (uint8_t)value, (size_t)n * oh * ow * c);
+  size_t row = (size_t)ow * c;
   for (int b = 0; b < n; b++)
-    for (int y = 0; y < h; y++)
-      memcpy(out + (((size_t)b * oh + y + pt) * ow + pl) * c, in + (((size_t)b * h + y) * w) * c, (size_t)w * c);
+    for (int y = 0; y < oh; y++) {
+      int8_t *dst = out + ((size_t)b * oh + y) * row;
+      if (y < pt || y >= pt + h) {
+        tva_fill_bytes(dst, value, row);
+        continue;
+      }
+      tva_fill_bytes(dst, value, (size_t)pl * c);
+      tva_copy_bytes(dst + (size_t)pl * c, in + (((size_t)b * h + y - pt) * w) * c, (size_t)w * c);
+      tva_fill_bytes(dst + (size_t)(pl + w) * c, value, (size_t)pr * c);
+    }
 }
 
 /* One tile: one LOOP_CONV_WS. first: load the bias into the accumulator (else keep the partial
    sums there); out: int8 output of the layer (moved out by the loop, scaled by the store
-   configuration), or NULL to keep the results in the accumulator. */
-static inline void tva_conv_tile(const tva_conv_t *L, const tva_tile_t *t, const int8_t *input, const int8_t *weights,
+   configuration), or NULL to keep the results in the accumulator. Returns the first row of
+   the accumulator half the loop used (a loop that writes its output hands the other half to
+   the next loop, so consecutive output tiles double-buffer the accumulator). */
+static inline uint32_t tva_conv_tile(const tva_conv_t *L, const tva_tile_t *t, const int8_t *input, const int8_t *weights,
                                  const int32_t *bias, int8_t *out, int first, int a_id, int b_id, int act) {
   int irow0 = t->p0 * L->stride - L->padding + t->r0 * L->dilation;
   int icol0 = t->q0 * L->stride - L->padding + t->s0 * L->dilation;
@@ -80,16 +104,17 @@ static inline void tva_conv_tile(const tva_conv_t *L, const tva_tile_t *t, const
     if (bias) b = bias + t->k0;
     else { b = (const void *)8; no_bias = 1; } /* a non-zero address with no_bias: zeros */
   }
+  uint32_t base = GEMMINI_ACC_LOOP_BASE;
   gemmini_loop_conv_ws(L->batch, L->in_rows, L->in_cols, L->in_ch, L->out_ch, L->out_rows, L->out_cols, L->out_rows,
                        L->out_cols, L->stride, L->padding, L->k_cols, L->dilation, 0, 0, 0, t->nb, t->np, t->nq, t->nk,
                        t->nr, t->ns, kchs, lpad, rpad, upad, dpad, 0, 0, 0, 0, t->np, t->nq, w, o, b, in, no_bias, 1, 0,
                        0, 0, act, 0, 0, 0, 0, 0, L->in_ch, wstride, L->out_ch, L->depthwise, a_id, b_id);
+  return base;
 }
 
-/* Reads a tile's int32 results out of the accumulator (the half the last loop used) into
-   acc_out, an int32 [batch * out_rows * out_cols][out_ch] buffer. */
-static inline void tva_mvout_int32(const tva_conv_t *L, const tva_tile_t *t, int32_t *acc_out) {
-  uint32_t base = GEMMINI_ACC_LOOP_BASE;
+/* Reads a tile's int32 results out of the accumulator (rows from `base`, the half its loop
+   used) into acc_out, an int32 [batch * out_rows * out_cols][out_ch] buffer. */
+static inline void tva_mvout_int32(const tva_conv_t *L, const tva_tile_t *t, uint32_t base, int32_t *acc_out) {
   int pixels = t->nb * t->np * t->nq;
   gemmini_config_st(L->out_ch * 4);
   for (int ob = 0; ob * DIM < t->nk; ob++) {

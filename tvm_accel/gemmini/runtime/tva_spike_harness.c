@@ -2,7 +2,7 @@
  * sample of tva_inputs (generated next to the package), prints each sample's outputs as hex
  * and, per sample, the cycles of the whole model and of every Gemmini layer:
  *   @@tva sample S cycles C
- *   @@tva layer S L cycles C accel A
+ *   @@tva layer S L cycles C accel A   (A: the Gemmini part, from the first tile to the fence)
  *   @@tva out S I <hex bytes>
  * Also the platform services the kernels' support code needs (tvm_accel_platform.h). */
 #include <stdint.h>
