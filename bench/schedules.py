@@ -10,6 +10,8 @@ optimum, and solve times; every mapping is checked by the legality checker. Prin
 the acceptance figures; writes bench/results/schedules.json.
 
     .venv/bin/python bench/schedules.py [--config NAME] [--cosa-time-limit S] [--skip-cosa] [--limit N]
+                                        [--out JSON] [--plot PNG]
+    .venv/bin/python bench/schedules.py --firesim-check   # the model against the FireSim measurements
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from schedules import Layer, ScheduleError, is_legal, load_arch, schedule_layer  # noqa: E402
+from schedules import Layer, ScheduleError, evaluate, is_legal, load_arch, schedule_layer  # noqa: E402
 
 SHARED_MODELS = ROOT.parent / "shared" / "models"
 RESULTS = ROOT / "bench" / "results" / "schedules.json"
@@ -148,15 +150,97 @@ def percentile(xs: list[float], q: float) -> float:
     return xs[i]
 
 
+def firesim_check(out: Path) -> dict:
+    """The analytical model against the FireSim measurements of ../shared/data/gemmini_firesim
+    (128x128 Gemmini, config firesim_mesh128): every mapping there is parsed; those our model
+    can cost (no partial sums leaving the accumulator) are compared with the measured cycles."""
+    import csv
+    import math
+
+    from schedules import Mapping
+
+    path = ROOT.parent / "shared" / "data" / "gemmini_firesim" / "firesim_results_mesh128.csv"
+    if not path.is_file():
+        print(f"note: {path} is absent: FireSim check skipped", file=sys.stderr)
+        return {}
+    arch = load_arch("firesim_mesh128")
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    pairs, rejected = [], 0
+    for r in rows:
+        b = {d: int(r[f"prob.{d}"]) for d in "NCKPQRS"}
+        layer = Layer(N=b["N"], C=b["C"], K=b["K"], P=b["P"], Q=b["Q"], R=b["R"], S=b["S"],
+                      stride_h=int(r["prob.Hstride"]), stride_w=int(r["prob.Wstride"]))
+        mapping = Mapping.parse(r["mapping.mapping"], layer)
+        try:
+            model = evaluate(layer, mapping, arch).cycles
+        except ScheduleError:
+            rejected += 1
+            continue
+        pairs.append((model, float(r["target.gemmini_cycle"])))
+    logs = [(math.log(m), math.log(t)) for m, t in pairs]
+    ratios = sorted(m / t for m, t in pairs)
+    n = len(logs)
+    mx, my = sum(a for a, _ in logs) / n, sum(b for _, b in logs) / n
+    cov = sum((a - mx) * (b - my) for a, b in logs)
+    corr = cov / math.sqrt(sum((a - mx) ** 2 for a, _ in logs) * sum((b - my) ** 2 for _, b in logs))
+    res = {
+        "rows": len(rows), "parsed": len(rows), "costed": n, "rejected_partial_sums": rejected,
+        "log_correlation": corr, "ratio_model_over_firesim_median": ratios[n // 2],
+        "ratio_p10": ratios[int(0.1 * (n - 1))], "ratio_p90": ratios[int(0.9 * (n - 1))],
+    }
+    print("FireSim check (firesim_mesh128):")
+    for k, v in res.items():
+        print(f"  {k}: {v}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1))
+    print(f"wrote {out}")
+    return res
+
+
+def plot(rows: list[dict], out: Path) -> None:
+    """Cycles of each method relative to the exhaustive optimum, per layer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [r for r in rows if r["exhaustive"].get("produced_by") == "exhaustive"]
+    fig, ax = plt.subplots(figsize=(14, 4.5))
+    for m, style in (("heuristic", "s"), ("cosa", "x"), ("cosa-ext", "o")):
+        ys = [r[m]["cycles"] / r["exhaustive"]["cycles"] if "cycles" in r.get(m, {}) else float("nan") for r in done]
+        ax.plot(range(len(done)), ys, style, label=m, markersize=4)
+    ax.set_yscale("log")
+    ax.axhline(1.0, color="gray", lw=0.8)
+    ax.set_xlabel("layer (bench/results/schedules.json order)")
+    ax.set_ylabel("modelled cycles / exhaustive optimum")
+    ax.set_title("Gemmini schedules: every method against the exact optimum of the cycle model")
+    ax.legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=None, help="Gemmini configuration (default: default)")
     ap.add_argument("--cosa-time-limit", type=float, default=5.0, help="time limit of the CoSA MILP (s)")
     ap.add_argument("--ext-time-limit", type=float, default=10.0, help="time limit of extended CoSA (s)")
     ap.add_argument("--skip-cosa", action="store_true", help="do not run the (slow) faithful CoSA")
-    ap.add_argument("--limit", type=int, default=0, help="only the first N unique layers")
+    ap.add_argument("--limit", type=int, default=0,
+                    help="only the first N unique layers (-1 with --plot: redraw the plot from --out)")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--plot", type=Path, default=None, help="also draw a PNG (e.g. bench/results/schedules.png)")
+    ap.add_argument("--firesim-check", action="store_true",
+                    help="only compare the model with ../shared/data/gemmini_firesim (bench/results/schedules_firesim_check.json)")
     args = ap.parse_args()
+    if args.firesim_check:
+        firesim_check(RESULTS.parent / "schedules_firesim_check.json")
+        return 0
+    if args.plot and args.limit < 0:  # --limit -1 --plot PNG: redraw from the JSON of the last run
+        plot(json.loads(args.out.read_text())["layers"], args.plot)
+        return 0
 
     arch = load_arch(args.config)
     suite, notes = layer_suite()
@@ -246,6 +330,8 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"summary": summary, "layers": rows}, indent=1))
     print(f"wrote {args.out}")
+    if args.plot:
+        plot(rows, args.plot)
     return 0
 
 
