@@ -36,6 +36,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 QEMU = "qemu-system-arm"
 # Stack for exception entry on top of the call graph: a fault's frame with FP state (26 words).
 EXCEPTION_FRAME_BYTES = 104
+# Region size of the measuring link (any model fits; no 32-bit address wraps for our origins).
+PROBE_REGION_BYTES = 0x10000000
 
 
 class DoesNotFit(TvmAccelError):
@@ -332,18 +334,22 @@ def build_package(package_dir: str | Path, board: Board | str, build_dir: str | 
     build_dir.mkdir(parents=True, exist_ok=True)
     src = _cmake_source_dir(build_dir)
     args = [f"-DTVM_ACCEL_MODEL_DIR={package_dir}", f"-DTVM_ACCEL_OPT_FLAGS={opt}", "-DCMAKE_BUILD_TYPE="]
-    if not layout.is_host:
-        args += [
-            f"-DCMAKE_TOOLCHAIN_FILE={CMAKE_DIR / (layout.toolchain + '.cmake')}",
-            f"-DTVM_ACCEL_BOARD={layout.name}",
-            f"-DTVM_ACCEL_FLASH_ORIGIN={layout.flash.origin:#x}",
-            f"-DTVM_ACCEL_FLASH_SIZE={layout.flash.size}",
-            f"-DTVM_ACCEL_RAM_ORIGIN={layout.ram.origin:#x}",
-            f"-DTVM_ACCEL_RAM_SIZE={layout.ram.size}",
-        ]
 
-    def configure_and_build(stack_size: int) -> subprocess.CompletedProcess:
-        extra = [] if layout.is_host else [f"-DTVM_ACCEL_STACK_SIZE={stack_size}"]
+    def configure_and_build(stack_size: int, probe: bool) -> subprocess.CompletedProcess:
+        extra = []
+        if not layout.is_host:
+            # probe: regions large enough for anything, to measure; then the board's real sizes
+            flash_size = PROBE_REGION_BYTES if probe else layout.flash.size
+            ram_size = PROBE_REGION_BYTES if probe else layout.ram.size
+            extra = [
+                f"-DCMAKE_TOOLCHAIN_FILE={CMAKE_DIR / (layout.toolchain + '.cmake')}",
+                f"-DTVM_ACCEL_BOARD={layout.name}",
+                f"-DTVM_ACCEL_FLASH_ORIGIN={layout.flash.origin:#x}",
+                f"-DTVM_ACCEL_FLASH_SIZE={flash_size}",
+                f"-DTVM_ACCEL_RAM_ORIGIN={layout.ram.origin:#x}",
+                f"-DTVM_ACCEL_RAM_SIZE={ram_size}",
+                f"-DTVM_ACCEL_STACK_SIZE={stack_size}",
+            ]
         cfg = _run(["cmake", "-S", str(src), "-B", str(build_dir), *args, *extra])
         if cfg.returncode != 0:
             raise TvmAccelError(f"cmake configure failed for {package_dir}: {_last_error(cfg)}")
@@ -351,19 +357,18 @@ def build_package(package_dir: str | Path, board: Board | str, build_dir: str | 
 
     if progress:
         progress(f"compiling {info.name} for {layout.name}")
-    res = configure_and_build(0)
-    if res.returncode != 0:
-        err = _overflow(res.stdout + res.stderr, layout)
-        if err:
-            raise err
-        raise TvmAccelError(f"building {info.name} for {layout.name} failed: {_last_error(res)}")
     exe = build_dir / ("model" if layout.is_host else "model.elf")
+    # 1. compile and link with room for anything, measure the worst-case stack
+    res = configure_and_build(0, probe=True)
+    if res.returncode != 0:
+        raise TvmAccelError(f"building {info.name} for {layout.name} failed: {_last_error(res)}")
     stack = analyse_stack(build_dir, exe, layout)
-    if layout.is_host:
-        return Build(package_dir, build_dir, layout, exe, memory_report(exe, layout, stack), info)
-    # Relink with the measured worst-case stack reserved at the top of RAM.
     report = memory_report(exe, layout, stack)
-    res = configure_and_build(report.stack_program)
+    if layout.is_host:
+        return Build(package_dir, build_dir, layout, exe, report, info)
+    # 2. relink with the board's regions and exactly the measured stack reserved: the linker
+    #    refuses a program that does not fit and says by how much (stack included)
+    res = configure_and_build(report.stack_program, probe=False)
     if res.returncode != 0:
         err = _overflow(res.stdout + res.stderr, layout)
         if err:

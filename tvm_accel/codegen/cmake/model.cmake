@@ -19,7 +19,8 @@ endif()
 set(TVM_ACCEL_OPT_FLAGS "-O2" CACHE STRING "optimisation flags of the model build")
 set(TVM_ACCEL_STACK_SIZE 4096 CACHE STRING "bytes reserved for the stack (Cortex-M)")
 
-file(GLOB TVM_ACCEL_MODEL_SOURCES ${TVM_ACCEL_MODEL_DIR}/*.c)
+set(TVM_ACCEL_MODEL_SOURCES ${TVM_ACCEL_MODEL_DIR}/model.c ${TVM_ACCEL_MODEL_DIR}/weights.c
+  ${TVM_ACCEL_MODEL_DIR}/kernels.c)
 set(TVM_ACCEL_SOURCES
   ${TVM_ACCEL_MODEL_SOURCES}
   ${TVM_ACCEL_RUNTIME_DIR}/tvm_backend.c
