@@ -1,7 +1,7 @@
 """Fused tiling of integer Relax modules for minimum peak memory.
 
 - FDT (fused depthwise tiling, channel partitions, no recomputation): ``tiling.fdt``;
-- FFMT (fused feature-map tiling, spatial strips with halos): ``tiling.ffmt``;
+- FFMT (fused feature-map tiling, spatial strips with halos): not implemented yet;
 - path discovery judged by ``memory_planner`` on the planner's small graph: ``tiling.discovery``.
 
     import tiling
@@ -12,8 +12,8 @@
 See docs/tiling.md.
 """
 
-from .discovery import METHODS, AppliedPath, TilingResult, discover
+from .discovery import METHODS, AppliedPath, TilingResult, apply_paths, candidate_paths, discover
 from .errors import TilingError
 from .passes import FusedTiling, read_tiling
 
-__all__ = ["FusedTiling", "discover", "read_tiling", "TilingResult", "AppliedPath", "TilingError", "METHODS"]
+__all__ = ["FusedTiling", "discover", "apply_paths", "candidate_paths", "read_tiling", "TilingResult", "AppliedPath", "TilingError", "METHODS"]

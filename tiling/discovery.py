@@ -4,8 +4,8 @@
 2. Critical buffers: the buffers alive at the peak step, skipping buffers under 5% of the
    largest, the model's inputs and outputs and kernel scratch.
 3. For each, the paths through its producer (``fdt.grow``: up and down along
-   single-producer / single-consumer chains; FFMT: ``ffmt.grow``), each with 2..max_partitions
-   partitions.
+   single-producer / single-consumer chains), each with 2..max_partitions partitions.
+   (FFMT, spatial tiling, is not implemented: "auto" searches FDT paths only.)
 4. Every candidate is applied to the planner's small graph (the analysis graph: the path's
    operators replaced by their partitions, int32 accumulators as buffers) and planned in the
    current order with the path's partitions run one after the other (greedy layout): its arena
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from memory_planner import Graph, plan
 
-from . import fdt, ffmt
+from . import fdt
 from .analysis import Analysis
 from .errors import TilingError
 
@@ -96,7 +96,7 @@ def _apply(an: Analysis, st: _State, path, n: int) -> tuple[Graph, list[str], li
     """The planner graph and order with ``path`` tiled in ``n`` partitions (+ its step names
     and recomputed MACs). The partitions run one after the other where the path's first
     operator ran."""
-    module = fdt if path.method == "fdt" else ffmt
+    module = fdt
     g = st.graph
     ops = {op.name: op for op in g.operators}
     new_ops, new_tensors, extra = module.tiled_operators(an, path, n, ops)
@@ -159,6 +159,8 @@ def discover(mod, method: str = "auto", max_partitions: int = 25, max_mac_overhe
         raise TilingError(f"unknown tiling method {method!r} (choose from {', '.join(METHODS)})")
     if not isinstance(max_partitions, int) or max_partitions < 2:
         raise TilingError(f"max_partitions must be an integer >= 2, got {max_partitions!r}")
+    if method == "ffmt":
+        raise TilingError("FFMT (spatial tiling) is not implemented yet: use --tiling fdt or auto")
     if max_mac_overhead is not None and max_mac_overhead < 0:
         raise TilingError(f"max_mac_overhead must be >= 0 percent, got {max_mac_overhead}")
     say = progress or (lambda msg: None)
@@ -196,15 +198,6 @@ def discover(mod, method: str = "auto", max_partitions: int = 25, max_mac_overhe
                             say("  " + msg)
                 elif verbose:
                     say(f"  {buf}: {len(found_paths)} FDT path(s), growth stopped at {why}")
-            if method in ("ffmt", "auto"):
-                found_paths, why = ffmt.grow(an, buf, used)
-                paths += [p_ for p_ in found_paths if p_ not in paths]
-                if not found_paths:
-                    msg = f"{buf}: no FFMT path ({why})"
-                    if msg not in result.not_tiled:
-                        result.not_tiled.append(msg)
-                        if verbose:
-                            say("  " + msg)
         best = None
         for path in paths:
             for n in path.partition_counts(max_partitions):
@@ -244,5 +237,48 @@ def discover(mod, method: str = "auto", max_partitions: int = 25, max_mac_overhe
 
         say("rewriting the module")
         result.module = rewrite(an, st.applied, list(final.order))
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def candidate_paths(mod, name: str = "model") -> list:
+    """Every FDT path of ``mod`` (through any kernel), for tests and exploration."""
+    an = Analysis(mod, name=name)
+    out = []
+    for v in an.values.values():
+        if v.kernel:
+            for p in fdt.grow(an, v.name)[0]:
+                if p not in out:
+                    out.append(p)
+    return out
+
+
+def apply_paths(mod, choices: list, align: int = 16, name: str = "model") -> TilingResult:
+    """Tile the given disjoint paths [(path, partitions)] (no search): the planned arena of
+    the tiled analysis graph and the rewritten module."""
+    from .rewrite import rewrite
+
+    t0 = time.perf_counter()
+    an = Analysis(mod, name=name)
+    base = plan(an.graph, order="optimal", layout="optimal", align=align)
+    macs = sum(v.info.macs for v in an.values.values() if v.info is not None)
+    st = _State(an.graph, list(base.order), base.arena_bytes, 0, [])
+    used: set[str] = set()
+    result = TilingResult(name, "given", base.arena_bytes, base.arena_bytes, macs, 0, [], [], 0, 0.0)
+    for path, n in choices:
+        if used & set(path.bindings):
+            raise TilingError(f"path {path.describe()} overlaps another path")
+        used.update(path.bindings)
+        ng, order, steps, extra = _apply(an, st, path, n)
+        p = plan(ng, order=order, layout="greedy", align=align)
+        result.paths.append(AppliedPath(path.method, list(path.bindings), n, st.arena, p.arena_bytes, extra,
+                                        list(path.stops), path.detail(n)))
+        st = _State(ng, order, p.arena_bytes, st.extra_macs + extra, st.applied + [(path, n, steps)])
+        result.candidates += 1
+    final = plan(st.graph, order=st.order, layout="optimal", align=align)
+    result.arena_after = min(final.arena_bytes, st.arena)
+    result.extra_macs = st.extra_macs
+    result.graph, result.order = st.graph, list(final.order)
+    result.module = rewrite(an, st.applied, list(final.order)) if st.applied else None
     result.seconds = time.perf_counter() - t0
     return result

@@ -55,10 +55,9 @@ def rewrite(an: Analysis, applied: list, order: list[str]):
             return
         done_paths.add(i)
         path, n, _ = applied[i]
-        from . import fdt, ffmt
+        from . import fdt
 
-        module = fdt if path.method == "fdt" else ffmt
-        out = module.emit(bb, an, path, n, remap)
+        out = fdt.emit(bb, an, path, n, remap)
         new_of[path.end] = out
         emitted.update(path.bindings)
 

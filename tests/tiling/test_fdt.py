@@ -1,0 +1,138 @@
+"""Fused depthwise tiling: bit-exact against the untiled module on the host CPU (TVM), and the
+rewritten module's planned arena never above the arena discovery reported."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tiling
+from tvm_accel.frontend import load
+from tvm_accel.memory import plan_module
+from tvm_accel.runtime import CpuExecutable
+from tvm_accel.testing.tflite_builder import TFLiteBuilder
+
+
+def _model(tmp_path, build, seed=0):
+    b = TFLiteBuilder(seed=seed)
+    build(b)
+    p = tmp_path / f"m{seed}.tflite"
+    p.write_bytes(b.finish())
+    return load(p)
+
+
+def _inputs(model, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(-128, 128, t.shape, dtype=np.int8) for t in model.inputs]
+
+
+def _check_exact_and_planned(model, res, seed=0):
+    assert res.module is not None
+    x = _inputs(model, seed)
+    ref = CpuExecutable(model.mod).run(x)
+    got = CpuExecutable(res.module).run(x)
+    for a, b in zip(ref, got):
+        np.testing.assert_array_equal(a, b)
+    planned, _ = plan_module(res.module, order="optimal", layout="optimal")
+    assert planned.arena_bytes <= res.arena_after
+
+
+def _mobilenet_block(b):
+    """pointwise expand -> depthwise stride 2 -> pointwise project: the peak is the expanded tensor."""
+    x = b.input((1, 16, 16, 4), "int8", scale=0.03, zero_point=-5)
+    y = b.conv2d(x, b.random_weights((32, 1, 1, 4)), b.random_bias(32), activation="RELU6")
+    y = b.depthwise_conv2d(y, b.random_weights((1, 3, 3, 32)), b.random_bias(32), stride=2, padding="SAME",
+                           activation="RELU6")
+    y = b.conv2d(y, b.random_weights((4, 1, 1, 32)), b.random_bias(4))
+    b.output(y)
+
+
+def test_hand_case_exact_arena(tmp_path):
+    """Untiled: the depthwise step holds the expanded 16x16x32 tensor (8192 B) and its 8x8x32
+    output (2048 B) -> 10240 B. Tiled in 8 partitions of 4 channels with int32 partial sums at
+    the project conv (output 8x8x4, int32 accumulator 1024 B): at a partial-sum step the input
+    (1024, read by every partition's expand), the depthwise partition (256) and the previous
+    and the new accumulator (2 x 1024) are alive -> 3328 B."""
+    model = _model(tmp_path, _mobilenet_block)
+    res = tiling.discover(model.mod, method="fdt", max_partitions=8)
+    assert res.arena_before == 10240
+    assert [(p.method, p.partitions) for p in res.paths] == [("fdt", 8)]
+    assert res.arena_after == 3328
+    assert res.extra_macs == 0
+    _check_exact_and_planned(model, res)
+
+
+def test_pass_records_result(tmp_path):
+    model = _model(tmp_path, _mobilenet_block)
+    mod = tiling.FusedTiling(method="fdt", max_partitions=4)(model.mod)
+    rec = tiling.read_tiling(mod)
+    assert rec["arena_after"] < rec["arena_before"] and rec["paths"]
+    x = _inputs(model)
+    np.testing.assert_array_equal(CpuExecutable(model.mod).run(x)[0], CpuExecutable(mod).run(x)[0])
+
+
+def test_bad_options(tmp_path):
+    model = _model(tmp_path, _mobilenet_block)
+    with pytest.raises(tiling.TilingError, match="method"):
+        tiling.discover(model.mod, method="spatial")
+    with pytest.raises(tiling.TilingError, match="max_partitions"):
+        tiling.discover(model.mod, max_partitions=1)
+    with pytest.raises(tiling.TilingError, match="FFMT"):
+        tiling.discover(model.mod, method="ffmt")
+
+
+@st.composite
+def chains(draw):
+    h = draw(st.sampled_from([6, 8, 10]))
+    cin = draw(st.integers(1, 4))
+    c = draw(st.integers(3, 12))
+    middle = draw(st.lists(st.sampled_from(["dw", "dw2", "avg", "max", "pad", "relu_dw"]), min_size=0, max_size=3))
+    end = draw(st.sampled_from(["conv", "flatten_dense", "mean_dense", "concat"]))
+    if end == "concat" and not middle:
+        middle = ["dw"]  # a concatenated path needs an operator after its start
+    seed = draw(st.integers(0, 1000))
+    return h, cin, c, middle, end, seed
+
+
+def _build_chain(spec):
+    h, cin, c, middle, end, seed = spec
+
+    def build(b):
+        x = b.input((1, h, h, cin), "int8", scale=0.04, zero_point=3)
+        y = b.conv2d(x, b.random_weights((c, 1, 1, cin)), b.random_bias(c), activation="RELU")
+        for m in middle:
+            if m.startswith("dw") or m == "relu_dw":
+                y = b.depthwise_conv2d(y, b.random_weights((1, 3, 3, c)), b.random_bias(c),
+                                       stride=2 if m == "dw2" and y.shape[1] >= 4 else 1, padding="SAME",
+                                       activation="RELU" if m == "relu_dw" else "NONE")
+            elif m == "avg" and y.shape[1] >= 2:
+                y = b.average_pool2d(y, 2, 1)
+            elif m == "max" and y.shape[1] >= 2:
+                y = b.max_pool2d(y, 2, 1, padding="SAME")
+            elif m == "pad":
+                y = b.pad(y, [[0, 0], [1, 0], [0, 1], [0, 0]])
+        if end == "conv":
+            y = b.conv2d(y, b.random_weights((5, 1, 1, c)), b.random_bias(5))
+        elif end == "flatten_dense":
+            n = int(np.prod(y.shape))
+            y = b.fully_connected(b.reshape(y, (1, n)), b.random_weights((6, n)), b.random_bias(6))
+        elif end == "mean_dense":
+            y = b.mean(y, (1, 2), keep_dims=False)
+            y = b.fully_connected(y, b.random_weights((6, c)), b.random_bias(6))
+        b.output(y)
+
+    return build
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(spec=chains(), data=st.data())
+def test_random_chains_bit_exact(tmp_path_factory, spec, data):
+    model = _model(tmp_path_factory.mktemp("chain"), _build_chain(spec), seed=spec[-1])
+    paths = tiling.candidate_paths(model.mod)
+    assert paths, f"no FDT path in {spec}"
+    path = data.draw(st.sampled_from(paths))
+    n = data.draw(st.integers(2, path.channels))
+    res = tiling.apply_paths(model.mod, [(path, n)])
+    _check_exact_and_planned(model, res, seed=spec[-1])
