@@ -80,6 +80,7 @@ def _pattern(mod: tvm.IRModule):
 def partition(mod: tvm.IRModule) -> tuple[tvm.IRModule, list[LayerDecision]]:
     """Mark every layer Gemmini can run for the ``gemmini`` codegen (one function each, its
     layer attached as JSON); returns the module and the per-operator decisions."""
+    mod = relax.transform.DeadCodeElimination(["main"])(mod)  # FuseOps needs a module without dead bindings
     decisions = decide(mod)
     mod = relax.transform.FuseOpsByPattern([_pattern(mod)], bind_constants=True, annotate_codegen=True)(mod)
     # FuseOpsByPattern keeps the program order: the k-th partitioned call is the k-th
