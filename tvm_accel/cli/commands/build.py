@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..tiling_option import add_tiling_arguments, apply_tiling, tiling_lines
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -25,6 +27,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--plan", default="planner", choices=["planner", "no-reuse", "auto"],
                    help="arena layout: memory planner (default) or no reuse")
     p.add_argument("--json", action="store_true", help="print JSON")
+    add_tiling_arguments(p)
     p.set_defaults(func=run)
     return p
 
@@ -55,17 +58,21 @@ def run(args: argparse.Namespace) -> int:
     board = load_board(args.board)
     out = Path(args.out) if args.out else Path(f"{Path(args.model).stem}-{board.name}")
     progress = None if args.json else (lambda msg: print(f"[build] {msg}", file=sys.stderr))
-    pkg = compile_model(args.model, out, plan=args.plan, progress=progress)
+    model, tiled = apply_tiling(args.model, args, progress)
+    pkg = compile_model(model, out, plan=args.plan, progress=progress)
     b = build_for_board(pkg, board, progress=progress)
     mem = b.memory.to_dict()
     if args.json:
         print(json.dumps({"model": pkg.info.name, "board": board.to_dict(), "package": str(out),
                           "executable": str(b.executable), "arena_bytes": pkg.info.arena_bytes,
-                          "plan": pkg.info.plan_source, "memory": mem}, indent=2))
+                          "plan": pkg.info.plan_source, "memory": mem,
+                          **({"tiling": tiled.to_json()} if tiled else {})}, indent=2))
         return 0
     print(f"{pkg.info.name} for {board.name} ({board.description})")
     print(f"package {out}/ (model.h model.c weights.c kernels.c), executable {b.executable}")
     print(f"arena {pkg.info.arena_bytes:,} bytes, {pkg.info.num_steps} steps, plan: {pkg.info.plan_source}")
+    for line in tiling_lines(tiled) if tiled else []:
+        print(line)
     for line in memory_table(mem):
         print(line)
     print("fits" if b.memory.fits else "DOES NOT FIT")

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..tiling_option import add_tiling_arguments, apply_tiling, tiling_lines
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -38,6 +40,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                    "dies there (what the arena would be if the C emitter allowed it)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--plot", metavar="FILE", default=None, help="draw the layout into FILE (.svg or .png)")
+    add_tiling_arguments(p)
     p.set_defaults(func=run)
     return p
 
@@ -103,10 +106,20 @@ def run(args: argparse.Namespace) -> int:
     r = build_report(args.model, args.order, args.layout, args.align, args.io == "arena", progress,
                      args.workspace, args.inplace)
     p, b = r["plan"], r["baseline"]
+    tiled, tiled_plan = apply_tiling(args.model, args, progress)[1], None
+    if tiled is not None and tiled.module is not None:  # plan the tiled module like the untiled one
+        from ...memory import plan_module
+
+        tiled_plan = plan_module(tiled.module, order=args.order, layout=args.layout, align=args.align,
+                                 inputs_in_arena=args.io == "arena", outputs_in_arena=args.io == "arena",
+                                 workspace=args.workspace, inplace=args.inplace)[0]
     if args.plot:
-        plot_plan(p, args.plot, baseline=b)
+        plot_plan(tiled_plan or p, args.plot, baseline=b)
     if args.json:
         out = report_json(r)
+        if tiled is not None:
+            out["tiling"] = {**tiled.to_json(), "tiled_arena_bytes": tiled_plan.arena_bytes if tiled_plan else p.arena_bytes,
+                             "tiled_plan": tiled_plan.to_json() if tiled_plan else None}
         if args.plot:
             out["plot"] = args.plot
         print(json.dumps(out, indent=2))
@@ -119,6 +132,15 @@ def run(args: argparse.Namespace) -> int:
     print()
     for line in summary_lines(p, b):
         print(line)
+    if tiled is not None:
+        print()
+        if tiled_plan is not None:
+            print(f"after fused tiling: {len(tiled_plan.order)} operators")
+            for line in operator_table(tiled_plan):
+                print(line)
+            print(f"tiled arena (planned from scratch): {tiled_plan.arena_bytes:,} B")
+        for line in tiling_lines(tiled):
+            print(line)
     if args.plot:
         print(f"plot: {args.plot}")
     return 0

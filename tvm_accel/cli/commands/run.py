@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..tiling_option import add_tiling_arguments, apply_tiling, tiling_lines
+
 
 def register(subparsers) -> argparse.ArgumentParser:
     from ...deploy import TARGETS
@@ -74,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         model = imported
     else:
         model = args.model
+    model, tiled = apply_tiling(model, args, progress)
     req = RunRequest(model=model, board=args.board, target=args.target, inputs=inputs, samples=args.samples,
                      seed=args.seed, out_dir=args.out, plan=args.plan, timeout=args.timeout, progress=progress,
                      options={"schedule": args.schedule, "exact": args.exact, "config": args.config})
@@ -91,9 +94,12 @@ def run(args: argparse.Namespace) -> int:
             "model": rep.model, "board": rep.board, "target": rep.target, "machine": rep.machine,
             "outputs": [o.tolist() for o in rep.outputs], "output_dtypes": [str(o.dtype) for o in rep.outputs],
             "memory": rep.memory, "fits": rep.fits, "seconds": rep.seconds, **rep.extra,
+            **({"tiling": tiled.to_json()} if tiled else {}),
         }))
         return 0
     print(f"{rep.model} on {rep.board} ({rep.machine}), target {rep.target}: {rep.seconds:.2f} s")
+    for line in tiling_lines(tiled) if tiled else []:
+        print(line)
     for i, out in enumerate(rep.outputs):
         for s in range(out.shape[0]):
             flat = out[s].reshape(-1)
