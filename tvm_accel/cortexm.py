@@ -27,15 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .boards import Board, load_board
+from .boards import CPUS, Board, load_board
 from .codegen import CMAKE_DIR
 from .codegen.emitter import KERNEL_PREFIX, WEIGHT_PREFIX, PackageInfo
 from .errors import TvmAccelError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 QEMU = "qemu-system-arm"
-# Stack for exception entry on top of the call graph: a fault's frame with FP state (26 words).
-EXCEPTION_FRAME_BYTES = 104
+# Stack for exception entry on top of the call graph: a fault's frame, 8 words, 26 with FP state.
+EXCEPTION_FRAME_BYTES = {False: 32, True: 104}
 # Region size of the measuring link (any model fits; no 32-bit address wraps for our origins).
 PROBE_REGION_BYTES = 0x10000000
 
@@ -257,7 +257,7 @@ def memory_report(elf: Path, board: Board, stack: StackAnalysis) -> MemoryReport
     root = "main" if board.is_host else "Reset_Handler"
     stack_program, path = stack.worst(root)
     if not board.is_host:
-        stack_program += EXCEPTION_FRAME_BYTES
+        stack_program += EXCEPTION_FRAME_BYTES[CPUS[board.cpu][1]]
     stack_program = (stack_program + 7) // 8 * 8
     flash = {
         "code": code,
