@@ -45,8 +45,8 @@ def test_mvin_mvout_scratchpad_partial_blocks_and_strides(tmp_path):
     p.rocc(*cfg_ld(80))
     p.rocc(2, Mem(src), local(0, 64, 16))          # 4 blocks of 16 columns, block stride DIM
     p.rocc(2, Mem(src + 16 * 80 + 3), local(100, 13, 4))   # partial rows and columns
-    p.rocc(*cfg_ld(80, block_stride=40))
-    p.rocc(2, Mem(src + 64), local(200, 16 + 5, 7))        # two blocks 40 rows apart
+    p.rocc(*cfg_ld(80, block_stride=40, state=1))          # load state of MVIN2
+    p.rocc(1, Mem(src + 64), local(200, 16 + 5, 7))        # two blocks 40 rows apart
     p.rocc(*cfg_st(80))
     for b in range(4):
         p.rocc(3, Mem(out + b * DIM), local(b * DIM, DIM, 16))
@@ -56,6 +56,7 @@ def test_mvin_mvout_scratchpad_partial_blocks_and_strides(tmp_path):
     result, model = p.run(tmp_path)
     assert_checks_pass(result)
     assert result.stats["mvins"] == 3 and result.stats["mvouts"] == 6
+    assert result.stats["commands"]["1"] == 1  # MVIN2
 
 
 def test_mvin_scale_rounds_to_nearest_even_and_saturates(tmp_path):
