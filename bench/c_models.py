@@ -8,7 +8,8 @@ arm-none-eabi-gcc -O2 for the board (a QEMU machine, so the planned build also r
 and the planned build runs ``--samples`` seeded random inputs under qemu-system-arm; its
 outputs are compared with ai-edge-litert's reference kernels (integer outputs: equal; float
 outputs: within 1e-5). RAM = .data + .bss + worst-case stack over the call graph, all of the
-program (model, runtime, harness). Writes bench/results/c_models.json.
+program (model, runtime, harness); "(used)" is the stack high-water mark measured on QEMU
+(stack painted before main, scanned after). Writes bench/results/c_models.json.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def bench_model(path: Path, board: str, samples: int, work: Path, log) -> dict:
     t = time.time()
     res = run_build(planned_build, stacked, timeout=600)
     row["qemu_run_s"] = round(time.time() - t, 2)
+    row["planner"]["stack_measured"] = res.stack_high_water  # painted stack, scanned after the run
     exact, worst = 0, 0.0
     for s in range(samples):
         want = ref.run(ins[s])
@@ -119,7 +121,7 @@ def main(argv=None) -> int:
             except Exception as err:  # a failing model is a result too: record it, go on
                 log(f"  {n}: FAILED: {err}")
                 rows.append({"model": n, "error": str(err).splitlines()[0]})
-    hdr = (f"{'model':<14} {'flash':>9} {'RAM':>8} {'arena':>8} {'stack':>6} {'other':>6} | {'no-reuse RAM':>12} "
+    hdr = (f"{'model':<14} {'flash':>9} {'RAM':>8} {'arena':>8} {'stack':>6} {'(used)':>6} {'other':>6} | {'no-reuse RAM':>12} "
            f"{'arena':>8} | {'saved':>6} | {'f446re':>6} | exact on QEMU")
     print(f"Standalone C on {args.board} (arm-none-eabi-gcc -O2), bytes; RAM = .data+.bss+worst-case stack")
     print(hdr)
@@ -131,7 +133,7 @@ def main(argv=None) -> int:
         p, a = r["planner"], r["no-reuse"]
         saved = 1 - p["ram"] / a["ram"]
         print(f"{r['model']:<14} {p['flash']:>9,} {p['ram']:>8,} {p['ram_arena']:>8,} {p['ram_stack']:>6,} "
-              f"{p['ram_other']:>6,} | {a['ram']:>12,} {a['ram_arena']:>8,} | {saved:>6.1%} | "
+              f"{p.get('stack_measured') or 0:>6,} {p['ram_other']:>6,} | {a['ram']:>12,} {a['ram_arena']:>8,} | {saved:>6.1%} | "
               f"{'yes' if r['fits']['nucleo-f446re'] else 'no':>6} | {r['matching']}/{r['samples']}"
               f" (max |diff| {r['max_abs_diff']:g})")
     for r in rows:

@@ -390,6 +390,7 @@ class RunResult:
     outputs: list[np.ndarray]   # per model output, stacked over samples (samples first)
     stdout: str
     seconds: float
+    stack_high_water: int | None = None  # bytes of stack used (painted and scanned), Cortex-M
 
 
 def run_build(build: Build, inputs: list[np.ndarray], *, timeout: float = 60.0,
@@ -453,7 +454,9 @@ def run_build(build: Build, inputs: list[np.ndarray], *, timeout: float = 60.0,
             chunk = np.ascontiguousarray(buf[:, pos:pos + d["bytes"]])
             outs.append(chunk.view(np.dtype(d["dtype"])).reshape(samples, *d["shape"]))
             pos += d["bytes"]
-        return RunResult(outs, res.stdout + res.stderr, seconds)
+        log = res.stdout + res.stderr
+        hw = re.search(r"stack high-water (\d+) bytes", log)
+        return RunResult(outs, log, seconds, int(hw.group(1)) if hw else None)
     finally:
         if workdir is None:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -180,5 +180,6 @@ def run_cpu(req: RunRequest) -> RunReport:
         model=pkg.info.name, board=board.name, target="cpu", machine="host" if board.is_host else board.qemu,
         inputs=inputs, outputs=res.outputs, memory=mem,
         fits=None if board.is_host else b.memory.fits, seconds=res.seconds, log=res.stdout,
-        extra={"package": str(out_dir), "arena_bytes": pkg.info.arena_bytes, "plan": pkg.info.plan_source},
+        extra={"package": str(out_dir), "arena_bytes": pkg.info.arena_bytes, "plan": pkg.info.plan_source,
+               "stack_high_water": res.stack_high_water},
     )

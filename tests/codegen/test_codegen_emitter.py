@@ -80,6 +80,8 @@ def test_qemu_an386_end_to_end(mlp, mlp_package):
     assert m.sections[".stack"] == m.stack_program  # the stack reserved is the measured worst case
     assert m.stack_path[:3] == ["Reset_Handler", "main", "model_invoke"]
     assert 0 < m.stack_model < m.stack_program
+    # the stack painted before main and scanned after it stayed within the computed worst case
+    assert r.stack_high_water is not None and 0 < r.stack_high_water <= m.stack_program
     assert m.fits
 
 

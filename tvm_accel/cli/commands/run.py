@@ -115,6 +115,9 @@ def run(args: argparse.Namespace) -> int:
     if rep.memory:
         for line in memory_table(rep.memory):
             print(line)
+    if rep.extra.get("stack_high_water") is not None and rep.memory:
+        print(f"stack used on {rep.machine}: {rep.extra['stack_high_water']:,} bytes "
+              f"(worst case reserved: {rep.memory['stack_program']:,})")
     if rep.fits is not None:
         print("fits the board" if rep.fits else "DOES NOT FIT the board")
     return 0

@@ -5,8 +5,24 @@
 #include "tvm_accel_platform.h"
 
 extern uint32_t __data_start[], __data_end[], __data_load[], __bss_start[], __bss_end[];
-extern uint32_t __stack_top[];
+extern uint32_t __stack_top[], __stack_limit[];
 int main(void);
+
+/* The stack is painted before main and scanned after it: the high-water mark, printed as
+ * "stack high-water: N bytes", checks the worst case computed from the call graph. */
+#define STACK_PAINT 0x5AC3A55Cu
+
+__attribute__((noinline)) static void paint_stack(void) {
+  uint32_t *sp;
+  __asm__ volatile("mov %0, sp" : "=r"(sp));
+  for (volatile uint32_t *p = __stack_limit; p < sp - 16;) *p++ = STACK_PAINT;
+}
+
+__attribute__((noinline)) static unsigned long stack_high_water(void) {
+  const volatile uint32_t *p = __stack_limit;
+  while (p < __stack_top && *p == STACK_PAINT) ++p;
+  return (unsigned long)((const volatile uint8_t *)__stack_top - (const volatile uint8_t *)p);
+}
 
 #define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
 
@@ -18,7 +34,12 @@ void Reset_Handler(void) {
   volatile uint32_t *src = __data_load;
   for (volatile uint32_t *dst = __data_start; dst < __data_end;) *dst++ = *src++;
   for (volatile uint32_t *dst = __bss_start; dst < __bss_end;) *dst++ = 0;
-  tva_exit(main());
+  paint_stack();
+  int rc = main();
+  tva_puts("tvm-accel: stack high-water ");
+  tva_put_uint(stack_high_water());
+  tva_puts(" bytes\n");
+  tva_exit(rc);
 }
 
 static void fault(const char *name, int code) {
