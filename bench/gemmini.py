@@ -1,0 +1,159 @@
+"""Gemmini on Spike, per model and per layer: cycles with extended CoSA and with the hand-written
+library's heuristic, the speedup, utilization and the roofline bound (MACs / DIM^2 per cycle).
+
+    .venv/bin/python bench/gemmini.py [--models resnet aww vww toycar] [--exact] [--config default]
+
+Each model is compiled twice (schedule cosa / heuristic: partition, codegen, C emitter with the
+planned arena), built for RISC-V and run on Spike with the Gemmini extension (functional +
+cycle model) on one seeded input. Per offloaded layer the generated code reports two figures:
+``gemmini`` = cycles from issuing the layer's first tile until the fence after its last (what
+the schedule decides), and ``layer`` = the whole call, including explicit padding and the
+requantization on the core (identical for both schedules). Speedups are heuristic / CoSA on
+the Gemmini part. Prints a table; writes bench/results/gemmini.json and gemmini.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "models"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def run_model(path: Path, schedule: str, exact: bool, config: str, workdir: Path):
+    from tvm_accel.gemmini import spike
+    from tvm_accel.reference import random_inputs
+
+    t0 = time.time()
+    b = spike.compile_model(path, workdir / f"{path.stem}-{schedule}", schedule=schedule, exact=exact, config=config)
+    compile_s = time.time() - t0
+    sets = random_inputs(str(path), 1, seed=0)
+    inputs = [np.stack([s[i] for s in sets]) for i in range(len(sets[0]))]
+    r = spike.run(b, inputs, timeout=1800)
+    return b, r, compile_s
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=["resnet", "aww", "vww", "toycar"])
+    ap.add_argument("--exact", action="store_true", help="int32 read-out and exact requantization on the core")
+    ap.add_argument("--config", default="default")
+    ap.add_argument("--out", default=str(RESULTS / "gemmini.json"))
+    args = ap.parse_args(argv)
+
+    import spike_sim
+
+    dim = spike_sim.load_config(args.config).dim
+    report = {"config": args.config, "exact": args.exact, "models": {}}
+    all_speedups, slower = [], []
+    with tempfile.TemporaryDirectory(prefix="bench-gemmini-") as td:
+        for name in args.models:
+            path = SHARED / f"{name}.tflite"
+            if not path.exists():
+                print(f"skip {name}: {path} not found (../shared absent)")
+                continue
+            per = {}
+            for sched in ("cosa", "heuristic"):
+                b, r, cs = run_model(path, sched, args.exact, args.config, Path(td))
+                per[sched] = (b, r, cs)
+                print(f"[{name}] {sched}: {r.cycles[0]} cycles per inference (compile {cs:.1f} s, "
+                      f"schedules {sum(s.solve_time for s in b.schedules.values()):.1f} s)", file=sys.stderr)
+            bc, rc, _ = per["cosa"]
+            bh, rh, _ = per["heuristic"]
+            rows = []
+            for d in bc.decisions:
+                if not d.offloaded:
+                    continue
+                gi = d.gemmini_index
+                lc, gc = rc.layer_cycles[0][gi]
+                lh, gh = rh.layer_cycles[0][gi]
+                sc, sh = bc.schedules[gi], bh.schedules[gi]
+                row = {
+                    "index": d.index, "layer": d.layer.describe(), "macs": d.macs,
+                    "gemmini_cycles_cosa": gc, "gemmini_cycles_heuristic": gh,
+                    "layer_cycles_cosa": lc, "layer_cycles_heuristic": lh,
+                    "speedup": gh / gc if gc else float("nan"),
+                    "layer_speedup": lh / lc if lc else float("nan"),
+                    "utilization_cosa": d.macs / (dim * dim * gc) if gc else 0.0,
+                    "utilization_heuristic": d.macs / (dim * dim * gh) if gh else 0.0,
+                    "roofline_cycles": d.macs / (dim * dim),
+                    "modelled_cosa": sc.cycles, "modelled_heuristic": sh.cycles,
+                    "mapping_cosa": sc.mapping, "mapping_heuristic": sh.mapping,
+                    "cosa_produced_by": sc.produced_by,
+                }
+                rows.append(row)
+                all_speedups.append(row["speedup"])
+                if row["speedup"] < 1 / 1.05:
+                    slower.append(f"{name}#{d.index}")
+            geo = math.exp(sum(math.log(r["speedup"]) for r in rows) / len(rows)) if rows else float("nan")
+            report["models"][name] = {
+                "cycles_cosa": rc.cycles[0], "cycles_heuristic": rh.cycles[0],
+                "model_speedup": rh.cycles[0] / rc.cycles[0], "geomean_layer_speedup": geo,
+                "outputs_equal": all(np.array_equal(a, c) for a, c in zip(rc.outputs, rh.outputs)),
+                "layers": rows,
+            }
+            print(f"\n{name}: whole model {rc.cycles[0]} (CoSA) vs {rh.cycles[0]} (heuristic) cycles, "
+                  f"x{rh.cycles[0] / rc.cycles[0]:.3f}; geomean Gemmini-part speedup x{geo:.3f}")
+            head = (f"{'#':>3} {'layer':38s} {'MACs':>9} {'CoSA':>8} {'heur':>8} {'speedup':>7} "
+                    f"{'util C':>6} {'util H':>6} {'roofline':>8} {'layer C':>8} {'layer H':>8}")
+            print(head)
+            print("-" * len(head))
+            for r in rows:
+                print(f"{r['index']:>3} {r['layer'][:38]:38s} {r['macs']:>9} {r['gemmini_cycles_cosa']:>8} "
+                      f"{r['gemmini_cycles_heuristic']:>8} {r['speedup']:>7.3f} {r['utilization_cosa']:>6.1%} "
+                      f"{r['utilization_heuristic']:>6.1%} {r['roofline_cycles']:>8.0f} {r['layer_cycles_cosa']:>8} "
+                      f"{r['layer_cycles_heuristic']:>8}")
+    if all_speedups:
+        geo = math.exp(sum(math.log(s) for s in all_speedups) / len(all_speedups))
+        report["geomean_speedup"] = geo
+        report["layers"] = len(all_speedups)
+        report["layers_slower_than_5pct"] = slower
+        print(f"\nall conv/dense layers: geomean speedup CoSA over heuristic x{geo:.3f} "
+              f"({len(all_speedups)} layers); slower by more than 5%: {len(slower)} {slower}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    _plot(report, out.with_suffix(".png"))
+    print(f"wrote {out} and {out.with_suffix('.png')}")
+    return 0
+
+
+def _plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(report["models"])
+    if not models:
+        return
+    fig, axes = plt.subplots(len(models), 1, figsize=(10, 2.6 * len(models)), squeeze=False)
+    for ax, name in zip(axes[:, 0], models):
+        rows = report["models"][name]["layers"]
+        x = np.arange(len(rows))
+        ax.bar(x - 0.2, [r["gemmini_cycles_heuristic"] for r in rows], 0.4, label="heuristic")
+        ax.bar(x + 0.2, [r["gemmini_cycles_cosa"] for r in rows], 0.4, label="CoSA (extended)")
+        ax.plot(x, [r["roofline_cycles"] for r in rows], "k_", markersize=12, label="roofline MACs/DIM²")
+        ax.set_yscale("log")
+        ax.set_xticks(x, [str(r["index"]) for r in rows])
+        ax.set_title(f"{name}: Gemmini cycles per layer (Spike cycle model)")
+        ax.set_ylabel("cycles")
+    axes[0, 0].legend(fontsize=8)
+    axes[-1, 0].set_xlabel("layer (operator index)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
