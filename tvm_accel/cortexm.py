@@ -317,7 +317,8 @@ def _overflow(output: str, board: Board) -> DoesNotFit | None:
         return None
     region, n = max(found, key=lambda x: int(x[1]))
     limit = board.ram if region == "RAM" else board.flash
-    name = f"{region} ({limit.name}, {limit.size} bytes)" if limit else region
+    name = region if limit is None else \
+        f"{region} ({limit.name + ', ' if limit.name else ''}{limit.size} bytes)"
     return DoesNotFit(board.name, name, int(n))
 
 

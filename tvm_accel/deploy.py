@@ -183,3 +183,20 @@ def run_cpu(req: RunRequest) -> RunReport:
         extra={"package": str(out_dir), "arena_bytes": pkg.info.arena_bytes, "plan": pkg.info.plan_source,
                "stack_high_water": res.stack_high_water},
     )
+
+
+def board_fit(model, board, *, plan: str = "auto", work_dir: str | Path | None = None, progress=None):
+    """Flash and RAM of ``model`` (a path, an ImportedModel or a lowered Relax module) linked for
+    ``board``, as a ``MemoryReport`` (``.fits``, ``.ram_bytes``, ``.flash_bytes``, splits).
+    Raises ``DoesNotFit`` (a TvmAccelError naming the region and overflow) if it does not fit.
+    For ``memory-report --board``."""
+    from .codegen import emit_package
+
+    board = load_board(board) if isinstance(board, str) else board
+    tmp = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="tvm-accel-fit-"))
+    if hasattr(model, "functions_items"):  # a Relax module
+        emit_package(model, tmp / "package", plan=plan)
+        pkg = Package(tmp / "package", None)
+    else:
+        pkg = compile_model(model, tmp / "package", plan=plan, progress=progress)
+    return build_for_board(pkg, board, progress=progress).memory
