@@ -167,10 +167,13 @@ def fit_tile(layer: GemminiLayer, sched: LayerSchedule, acc_rows: int, dim: int)
 
 
 def layer_c(layer: GemminiLayer, sched: LayerSchedule, symbol: str, *, exact: bool, index: int, dim: int = 16,
-            acc_rows: int = 1024) -> str:
+            acc_rows: int = 1024, sp_rows: int = 16384) -> str:
     """C source of one offloaded layer (see the module docstring)."""
     mode = requant_mode(layer, exact)
-    tile, notes = fit_tile(layer, sched, acc_rows, dim)
+    if layer.kind == "dwconv":
+        tile, notes = fit_tile(layer, sched, acc_rows, dim)
+    else:  # explicit nests use the memories as the mapping plans them
+        tile, notes = dict(sched.tile), []
     bounds = sched.bounds
     trips = {d: -(-bounds[d] // tile[d]) for d in bounds}
     fields = _DIM_FIELD[layer.kind]
@@ -183,7 +186,8 @@ def layer_c(layer: GemminiLayer, sched: LayerSchedule, symbol: str, *, exact: bo
             raise TvmAccelError(f"mapping of {layer.describe()} loops over {d}, which {layer.kind} does not have")
     pt, pl, pb, pr = layer.padding
     zp_in = layer.input_zero_point
-    native_pad = layer.kind != "dense" and pt == pl == pb == pr and (zp_in == 0 or pt == 0)
+    explicit = layer.kind != "dwconv"  # depthwise needs LOOP_CONV_WS's depthwise mode
+    native_pad = not explicit and pt == pl == pb == pr and (zp_in == 0 or pt == 0)
     prepad = not native_pad and any(layer.padding)
     in_rows, in_cols = (layer.in_rows + pt + pb, layer.in_cols + pl + pr) if prepad else (layer.in_rows, layer.in_cols)
     padding = pt if native_pad else 0
@@ -237,6 +241,9 @@ def layer_c(layer: GemminiLayer, sched: LayerSchedule, symbol: str, *, exact: bo
     c.append("  uint64_t tg = spike_sim_rdcycle();  /* Gemmini part: tiles issued until the fence */")
     if mode == "gemmini-fp32":
         c.append(f"  gemmini_config_st_act({K}, NO_ACTIVATION, {float(np.float32(layer.scales()[0]))!r}f);")
+    if explicit:
+        c += _explicit_nest(layer, sched, symbol, tile, trips, order, fields, src, mode, sp_rows, acc_rows)
+        return _finish_layer_c(c, layer, symbol, mode, allocs, index, pixels)
     c.append("  unsigned parity = 0;")
     c.append("  tva_tile_t t, pt;")
     c.append("  uint32_t pbase = 0;")
@@ -276,6 +283,11 @@ def layer_c(layer: GemminiLayer, sched: LayerSchedule, symbol: str, *, exact: bo
         c.append(f"{indent}}}")
     if mode != "gemmini-fp32":
         c.append(f"  if (pending) tva_mvout_int32(&{symbol}_L, &pt, pbase, acc);")
+    return _finish_layer_c(c, layer, symbol, mode, allocs, index, pixels)
+
+
+def _finish_layer_c(c, layer, symbol, mode, allocs, index, pixels):
+    K = layer.out_ch
     c.append("  gemmini_fence();")
     c.append("  uint64_t t1 = spike_sim_rdcycle();")
     lo, hi = layer.act_min, layer.act_max
@@ -292,6 +304,61 @@ def layer_c(layer: GemminiLayer, sched: LayerSchedule, symbol: str, *, exact: bo
     c.append(f"  tva_gemmini_layer_done({index}, spike_sim_rdcycle() - t0, t1 - tg);")
     c += ["  return 0;", "}", ""]
     return "\n".join(c)
+
+
+def _explicit_nest(layer, sched, symbol, tile, trips, order, fields, src, mode, sp_rows, acc_rows) -> list[str]:
+    """The mapping's DRAM tile loops around explicit mvin / preload / compute / mvout: weights
+    are moved in only when a K/C/R/S tile index changed, inputs only when an N/C/P/Q/R/S index
+    changed, the bias before the first reduction tile, outputs after the last. Double-buffered
+    mappings alternate scratchpad halves (inputs and weights each toggle when they are loaded)
+    and accumulator halves (per output tile)."""
+    L = f"&{symbol}_L"
+    db = sched.double_buffer
+    half_sp, half_acc = sp_rows // 2, acc_rows // 2
+    ext = {"b": layer.batch, "p": layer.out_rows, "q": layer.out_cols, "k": layer.out_ch, "r": layer.k_rows,
+           "s": layer.k_cols, "c": layer.in_ch}
+    init = ", ".join(f".{f}0 = 0, .n{f} = {ext[f]}" for f in "bpqkrsc")
+    c = [f"  tva_tile_t t = {{{init}}};",
+         "  int have_w = 0, have_in = 0;",
+         "  unsigned w_half = 1, in_half = 1, acc_half = 1;",
+         "  int wk = -1, wc = -1, wr = -1, ws = -1, ib = -1, ip = -1, iq = -1, ic = -1, ir = -1, is = -1;",
+         "  uint32_t w_row = 0, in_row = 0, acc_row = 0;"]
+    if mode == "gemmini-fp32":
+        c.append(f"  gemmini_config_st_act({layer.out_ch}, NO_ACTIVATION, {float(np.float32(layer.scales()[0]))!r}f);")
+    else:
+        c.append(f"  gemmini_config_st({layer.out_ch * 4});")
+    indent = "  "
+    for d in order:
+        f = fields[d]
+        c.append(f"{indent}for (int i{d} = 0; i{d} < {trips[d]}; i{d}++) {{")
+        indent += "  "
+        c.append(f"{indent}t.{f}0 = i{d} * {tile[d]}; t.n{f} = tva_min({tile[d]}, {sched.bounds[d]} - t.{f}0);")
+    red = [d for d in order if d in _REDUCTION]
+    first = " && ".join(f"i{d} == 0" for d in red) or "1"
+    last = " && ".join(f"i{d} == {trips[d] - 1}" for d in red) or "1"
+    i = indent
+    c += [f"{i}int first = {first}, last = {last};",
+          f"{i}if (!have_w || wk != t.k0 || wc != t.c0 || wr != t.r0 || ws != t.s0) {{",
+          f"{i}  w_half ^= {1 if db else 0}; have_w = 1; wk = t.k0; wc = t.c0; wr = t.r0; ws = t.s0;",
+          f"{i}  w_row = {f'(w_half + 1) * {half_sp}' if db else sp_rows} - tva_tile_weight_rows({L}, &t);",
+          f"{i}  tva_mvin_weights({L}, &t, {symbol}_w, w_row);",
+          f"{i}}}",
+          f"{i}if (!have_in || ib != t.b0 || ip != t.p0 || iq != t.q0 || ic != t.c0 || ir != t.r0 || is != t.s0) {{",
+          f"{i}  in_half ^= {1 if db else 0}; have_in = 1; ib = t.b0; ip = t.p0; iq = t.q0; ic = t.c0; ir = t.r0; is = t.s0;",
+          f"{i}  in_row = {f'in_half * {half_sp}' if db else 0};",
+          f"{i}  tva_mvin_inputs({L}, &t, {src}, in_row);",
+          f"{i}}}",
+          f"{i}if (first) {{",
+          f"{i}  acc_half ^= {1 if db else 0};",
+          f"{i}  acc_row = {f'acc_half * {half_acc}' if db else 0};",
+          f"{i}  tva_mvin_bias({L}, &t, {symbol}_b, acc_row);",
+          f"{i}}}",
+          f"{i}tva_compute_tile({L}, &t, in_row, w_row, acc_row);",
+          f"{i}if (last) tva_mvout_tile({L}, &t, acc_row, y, {'NULL' if mode == 'gemmini-fp32' else 'acc'});"]
+    for _ in order:
+        indent = indent[:-2]
+        c.append(f"{indent}}}")
+    return c
 
 
 # ------------------------------------------------------------------------------ BYOC entry
@@ -338,6 +405,7 @@ def codegen(functions, options, constant_names=None):
         symbol = str(func.attrs["global_symbol"])
         layer, index = function_layer(func)
         sched = schedule(layer, cfg, opts.schedule, opts.time_limit)
-        src = layer_c(layer, sched, symbol, exact=opts.exact, index=index, dim=cfg.dim, acc_rows=cfg.acc_rows)
+        src = layer_c(layer, sched, symbol, exact=opts.exact, index=index, dim=cfg.dim, acc_rows=cfg.acc_rows,
+                      sp_rows=cfg.sp_rows)
         mods.append(create(src, "c", [symbol], []))
     return mods

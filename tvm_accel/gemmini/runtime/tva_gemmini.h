@@ -131,6 +131,131 @@ static inline void tva_mvout_int32(const tva_conv_t *L, const tva_tile_t *t, uin
   }
 }
 
+/* ---- explicit mvin / preload / compute / mvout nests (convolutions with groups = 1, dense) ----
+ * The input must be padded already (padding 0 in L). Scratchpad layout of a tile:
+ *   inputs  at in_row:  [input channel block][batch][input row][input column], one row per pixel;
+ *   weights at w_row:   [output channel block][kernel row][kernel column][input channel], one row each;
+ *   outputs at acc_row: [output channel block][batch][output row][output column] in the accumulator.
+ * Weights are moved in only when the caller says they changed (the mapping's reuse). */
+static inline uint32_t tva_tile_input_rows(const tva_conv_t *L, const tva_tile_t *t) {
+  int irows = (t->np - 1) * L->stride + (t->nr - 1) * L->dilation + 1;
+  int icols = (t->nq - 1) * L->stride + (t->ns - 1) * L->dilation + 1;
+  return (uint32_t)((t->nc + DIM - 1) / DIM) * t->nb * irows * icols;
+}
+
+static inline uint32_t tva_tile_weight_rows(const tva_conv_t *L, const tva_tile_t *t) {
+  (void)L;
+  return (uint32_t)((t->nk + DIM - 1) / DIM) * t->nr * t->ns * t->nc;
+}
+
+/* weights of (output channel block kb, kernel position r s) are nc consecutive rows (one per input channel) */
+static inline uint32_t tva_weight_row(const tva_tile_t *t, int kb, int r, int s, int cb) {
+  return (uint32_t)(((kb * t->nr + r) * t->ns + s) * t->nc + cb * DIM);
+}
+
+static inline void tva_mvin_weights(const tva_conv_t *L, const tva_tile_t *t, const int8_t *weights, uint32_t w_row) {
+  int kbs = (t->nk + DIM - 1) / DIM, cbs = (t->nc + DIM - 1) / DIM;
+  gemmini_extended3_config_ld(L->out_ch, MVIN_SCALE_IDENTITY, 0, 1);
+  for (int kb = 0; kb < kbs; kb++)
+    for (int r = 0; r < t->nr; r++)
+      for (int s = 0; s < t->ns; s++)
+        for (int cb = 0; cb < cbs; cb++) {
+          int nk = tva_min(DIM, t->nk - kb * DIM), nc = tva_min(DIM, t->nc - cb * DIM);
+          const int8_t *src = weights + ((int64_t)((t->r0 + r) * L->k_cols + t->s0 + s) * L->in_ch + t->c0 + cb * DIM) *
+                                            L->out_ch + t->k0 + kb * DIM;
+          gemmini_extended_mvin2(src, w_row + tva_weight_row(t, kb, r, s, cb), nk, nc);
+        }
+}
+
+static inline void tva_mvin_inputs(const tva_conv_t *L, const tva_tile_t *t, const int8_t *input, uint32_t in_row) {
+  int irows = (t->np - 1) * L->stride + (t->nr - 1) * L->dilation + 1;
+  int icols = (t->nq - 1) * L->stride + (t->ns - 1) * L->dilation + 1;
+  int irow0 = t->p0 * L->stride + t->r0 * L->dilation, icol0 = t->q0 * L->stride + t->s0 * L->dilation;
+  int cbs = (t->nc + DIM - 1) / DIM;
+  gemmini_extended3_config_ld(L->in_ch, MVIN_SCALE_IDENTITY, 0, 0);
+  for (int cb = 0; cb < cbs; cb++) {
+    int nc = tva_min(DIM, t->nc - cb * DIM);
+    for (int b = 0; b < t->nb; b++)
+      for (int y = 0; y < irows; y++)
+        for (int x = 0; x < icols; x += DIM) {
+          int n = tva_min(DIM, icols - x);
+          const int8_t *src = input + ((int64_t)((t->b0 + b) * L->in_rows + irow0 + y) * L->in_cols + icol0 + x) * L->in_ch +
+                              t->c0 + cb * DIM;
+          uint32_t row = in_row + (uint32_t)(((cb * t->nb + b) * irows + y) * icols + x);
+          gemmini_extended_mvin(src, row, nc, n);
+        }
+  }
+}
+
+/* Bias broadcast over the tile's pixels (DRAM stride 0), or zeros. */
+static inline void tva_mvin_bias(const tva_conv_t *L, const tva_tile_t *t, const int32_t *bias, uint32_t acc_row) {
+  int kbs = (t->nk + DIM - 1) / DIM, pixels = t->nb * t->np * t->nq;
+  gemmini_extended3_config_ld(0, MVIN_SCALE_IDENTITY, 0, 2);
+  for (int kb = 0; kb < kbs; kb++) {
+    int nk = tva_min(DIM, t->nk - kb * DIM);
+    for (int p = 0; p < pixels; p += DIM) {
+      int n = tva_min(DIM, pixels - p);
+      gemmini_extended_mvin3(bias + t->k0 + kb * DIM, GEMMINI_ACC_ADDR | (acc_row + (uint32_t)(kb * pixels + p)), nk, n);
+    }
+  }
+}
+
+/* The tile's preloads and computes, accumulating into the accumulator rows at acc_row. */
+static inline void tva_compute_tile(const tva_conv_t *L, const tva_tile_t *t, uint32_t in_row, uint32_t w_row,
+                                    uint32_t acc_row) {
+  int irows = (t->np - 1) * L->stride + (t->nr - 1) * L->dilation + 1;
+  int icols = (t->nq - 1) * L->stride + (t->ns - 1) * L->dilation + 1;
+  int kbs = (t->nk + DIM - 1) / DIM, cbs = (t->nc + DIM - 1) / DIM, pixels = t->nb * t->np * t->nq;
+  gemmini_extended_config_ex(WEIGHT_STATIONARY, NO_ACTIVATION, 0, L->stride, 0, 0, 1);
+  for (int kb = 0; kb < kbs; kb++) {
+    int nk = tva_min(DIM, t->nk - kb * DIM);
+    for (int r = 0; r < t->nr; r++)
+      for (int s = 0; s < t->ns; s++)
+        for (int cb = 0; cb < cbs; cb++) {
+          int nc = tva_min(DIM, t->nc - cb * DIM);
+          uint32_t w = w_row + tva_weight_row(t, kb, r, s, cb);
+          int first = 1;
+          for (int b = 0; b < t->nb; b++)
+            for (int y = 0; y < t->np; y++)
+              for (int x = 0; x < t->nq; x += DIM) {
+                int n = tva_min(DIM, t->nq - x);
+                uint32_t a = in_row + (uint32_t)(((cb * t->nb + b) * irows + y * L->stride + r * L->dilation) * icols +
+                                                 x * L->stride + s * L->dilation);
+                uint32_t c = GEMMINI_ACC_ADDR | GEMMINI_ACC_ACCUMULATE |
+                             (acc_row + (uint32_t)(kb * pixels + (b * t->np + y) * t->nq + x));
+                if (first) {
+                  gemmini_extended_preload(w, c, nk, nc, nk, n);
+                  gemmini_extended_compute_preloaded(a, GARBAGE_ADDR, nc, n, DIM, DIM);
+                } else {
+                  gemmini_extended_preload(GARBAGE_ADDR, c, nk, nc, nk, n);
+                  gemmini_extended_compute_accumulated(a, GARBAGE_ADDR, nc, n, DIM, DIM);
+                }
+                first = 0;
+              }
+        }
+  }
+}
+
+/* The tile's results out of the accumulator: int8 scaled by the store configuration into y, or
+   int32 (full) into acc_out. */
+static inline void tva_mvout_tile(const tva_conv_t *L, const tva_tile_t *t, uint32_t acc_row, int8_t *y, int32_t *acc_out) {
+  int kbs = (t->nk + DIM - 1) / DIM, pixels = t->nb * t->np * t->nq;
+  for (int kb = 0; kb < kbs; kb++) {
+    int nk = tva_min(DIM, t->nk - kb * DIM);
+    for (int b = 0; b < t->nb; b++)
+      for (int r = 0; r < t->np; r++)
+        for (int c = 0; c < t->nq; c += DIM) {
+          int n = tva_min(DIM, t->nq - c);
+          uint32_t row = acc_row + (uint32_t)(kb * pixels + (b * t->np + r) * t->nq + c);
+          int64_t px = (int64_t)((t->b0 + b) * L->out_rows + t->p0 + r) * L->out_cols + t->q0 + c;
+          if (acc_out)
+            gemmini_extended_mvout(acc_out + px * L->out_ch + t->k0 + kb * DIM, GEMMINI_ACC_ADDR | GEMMINI_ACC_FULL | row, nk, n);
+          else
+            gemmini_extended_mvout(y + px * L->out_ch + t->k0 + kb * DIM, GEMMINI_ACC_ADDR | row, nk, n);
+        }
+  }
+}
+
 /* TFLite's MultiplyByQuantizedMultiplier: single_rounding selects the TFLITE_SINGLE_ROUNDING form. */
 static inline int32_t tva_mbqm(int32_t x, int32_t m, int32_t shift, int single_rounding) {
   if (single_rounding) {
