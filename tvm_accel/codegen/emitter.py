@@ -80,9 +80,13 @@ def plan_no_reuse(graph: Graph) -> ArenaPlan:
 
 
 def plan_memory(graph: Graph, order: str = "optimal", layout: str = "optimal", align: int = ALIGN,
-                **kw) -> ArenaPlan:
+                order_time_limit: float = 5.0, layout_time_limit: float = 5.0, **kw) -> ArenaPlan:
     """Offsets (and operator order) from ``memory_planner``: the graph's steps, their
-    activations (reshape-style aliases as alias operators) and kernel workspaces."""
+    activations (reshape-style aliases as alias operators) and kernel workspaces.
+
+    The solver time limits are generous (the solvers stop as soon as they prove optimality,
+    within milliseconds on the reference models) so that a loaded machine does not change
+    the arena."""
     import memory_planner as mp
 
     g = mp.Graph(f"model-{len(graph.steps)}-steps")
@@ -110,7 +114,8 @@ def plan_memory(graph: Graph, order: str = "optimal", layout: str = "optimal", a
         for o in s.outputs:
             for a in aliases_of.get(o, []):
                 g.add_operator(f"alias{a}", [name(o)], [name(a)], alias=True, kind="reshape")
-    p = mp.plan(g, order=order, layout=layout, align=align, **kw)
+    p = mp.plan(g, order=order, layout=layout, align=align, order_time_limit=order_time_limit,
+                layout_time_limit=layout_time_limit, **kw)
     offsets = {}
     for b in p.buffers:
         if b.kind == "workspace":
