@@ -30,12 +30,13 @@ SHARED = ROOT.parent / "shared" / "models"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def run_model(path: Path, schedule: str, exact: bool, config: str, workdir: Path):
+def run_model(path: Path, schedule: str, exact: bool, config: str, workdir: Path, loops: str):
     from tvm_accel.gemmini import spike
     from tvm_accel.reference import random_inputs
 
     t0 = time.time()
-    b = spike.compile_model(path, workdir / f"{path.stem}-{schedule}", schedule=schedule, exact=exact, config=config)
+    b = spike.compile_model(path, workdir / f"{path.stem}-{schedule}", schedule=schedule, exact=exact, config=config,
+                            loops=loops)
     compile_s = time.time() - t0
     sets = random_inputs(str(path), 1, seed=0)
     inputs = [np.stack([s[i] for s in sets]) for i in range(len(sets[0]))]
@@ -48,13 +49,15 @@ def main(argv=None) -> int:
     ap.add_argument("--models", nargs="+", default=["resnet", "aww", "vww", "toycar"])
     ap.add_argument("--exact", action="store_true", help="int32 read-out and exact requantization on the core")
     ap.add_argument("--config", default="default")
+    ap.add_argument("--loops", default="hardware", choices=["hardware", "explicit"],
+                    help="LOOP_CONV_WS per tile (default) or explicit nests issued by the core (conv/dense)")
     ap.add_argument("--out", default=str(RESULTS / "gemmini.json"))
     args = ap.parse_args(argv)
 
     import spike_sim
 
     dim = spike_sim.load_config(args.config).dim
-    report = {"config": args.config, "exact": args.exact, "models": {}}
+    report = {"config": args.config, "exact": args.exact, "loops": args.loops, "models": {}}
     all_speedups, slower = [], []
     with tempfile.TemporaryDirectory(prefix="bench-gemmini-") as td:
         for name in args.models:
@@ -64,7 +67,7 @@ def main(argv=None) -> int:
                 continue
             per = {}
             for sched in ("cosa", "heuristic"):
-                b, r, cs = run_model(path, sched, args.exact, args.config, Path(td))
+                b, r, cs = run_model(path, sched, args.exact, args.config, Path(td), args.loops)
                 per[sched] = (b, r, cs)
                 print(f"[{name}] {sched}: {r.cycles[0]} cycles per inference (compile {cs:.1f} s, "
                       f"schedules {sum(s.solve_time for s in b.schedules.values()):.1f} s)", file=sys.stderr)

@@ -166,11 +166,20 @@ def fit_tile(layer: GemminiLayer, sched: LayerSchedule, acc_rows: int, dim: int)
     return tile, notes
 
 
+LOOPS = ("hardware", "explicit")
+
+
 def layer_c(layer: GemminiLayer, sched: LayerSchedule, symbol: str, *, exact: bool, index: int, dim: int = 16,
-            acc_rows: int = 1024, sp_rows: int = 16384) -> str:
-    """C source of one offloaded layer (see the module docstring)."""
+            acc_rows: int = 1024, sp_rows: int = 16384, loops: str = "hardware") -> str:
+    """C source of one offloaded layer (see the module docstring). ``loops``: "hardware" (one
+    LOOP_CONV_WS per tile) or "explicit" (mvin / preload / compute / mvout issued by the core,
+    honouring the mapping's reuse of weights and inputs across tiles; conv and dense only,
+    depthwise layers always use LOOP_CONV_WS's depthwise mode)."""
+    if loops not in LOOPS:
+        raise TvmAccelError(f"unknown loops {loops!r} (choose {' or '.join(LOOPS)})")
     mode = requant_mode(layer, exact)
-    if layer.kind == "dwconv":
+    explicit = loops == "explicit" and layer.kind != "dwconv"
+    if not explicit:
         tile, notes = fit_tile(layer, sched, acc_rows, dim)
     else:  # explicit nests use the memories as the mapping plans them
         tile, notes = dict(sched.tile), []
@@ -186,7 +195,6 @@ def layer_c(layer: GemminiLayer, sched: LayerSchedule, symbol: str, *, exact: bo
             raise TvmAccelError(f"mapping of {layer.describe()} loops over {d}, which {layer.kind} does not have")
     pt, pl, pb, pr = layer.padding
     zp_in = layer.input_zero_point
-    explicit = layer.kind != "dwconv"  # depthwise needs LOOP_CONV_WS's depthwise mode
     native_pad = not explicit and pt == pl == pb == pr and (zp_in == 0 or pt == 0)
     prepad = not native_pad and any(layer.padding)
     in_rows, in_cols = (layer.in_rows + pt + pb, layer.in_cols + pl + pr) if prepad else (layer.in_rows, layer.in_cols)
@@ -368,13 +376,14 @@ class CodegenOptions:
     schedule: str = "cosa"
     exact: bool = False
     time_limit: float = 10.0
+    loops: str = "hardware"
 
 
 def options_from(opts) -> CodegenOptions:
     o = CodegenOptions()
     if opts is None:
         return o
-    for k in ("config", "schedule"):
+    for k in ("config", "schedule", "loops"):
         if k in opts:
             setattr(o, k, str(opts[k]))
     if "exact" in opts:
@@ -406,6 +415,6 @@ def codegen(functions, options, constant_names=None):
         layer, index = function_layer(func)
         sched = schedule(layer, cfg, opts.schedule, opts.time_limit)
         src = layer_c(layer, sched, symbol, exact=opts.exact, index=index, dim=cfg.dim, acc_rows=cfg.acc_rows,
-                      sp_rows=cfg.sp_rows)
+                      sp_rows=cfg.sp_rows, loops=opts.loops)
         mods.append(create(src, "c", [symbol], []))
     return mods

@@ -15,7 +15,7 @@ from tvm import relax
 
 
 def gemmini_passes(schedule: str = "cosa", exact: bool = False, config: str | None = None,
-                   report: list | None = None) -> tvm.transform.Pass:
+                   report: list | None = None, loops: str = "hardware") -> tvm.transform.Pass:
     """Partition + RunCodegen(relax.ext.gemmini). ``report`` (a list) receives the per-operator
     decisions of the partitioning."""
     from .codegen import resolve_method
@@ -33,16 +33,16 @@ def gemmini_passes(schedule: str = "cosa", exact: bool = False, config: str | No
         mod, decisions = partition(mod)
         if report is not None:
             report.extend(decisions)
-        opts = {"gemmini": {"config": cfg, "schedule": schedule, "exact": "1" if exact else "0"}}
+        opts = {"gemmini": {"config": cfg, "schedule": schedule, "exact": "1" if exact else "0", "loops": loops}}
         return relax.transform.RunCodegen(opts)(mod)
 
     return _pass
 
 
-def gemmini_pipeline(schedule: str = "cosa", exact: bool = False) -> tvm.transform.Pass:
+def gemmini_pipeline(schedule: str = "cosa", exact: bool = False, loops: str = "hardware") -> tvm.transform.Pass:
     @tvm.transform.module_pass(opt_level=0, name="GemminiPipeline")
     def _pipeline(mod: tvm.IRModule, ctx) -> tvm.IRModule:
-        mod = gemmini_passes(schedule, exact)(mod)
+        mod = gemmini_passes(schedule, exact, loops=loops)(mod)
         return relax.pipeline.default_build_pipeline()(mod)
 
     return _pipeline

@@ -48,7 +48,8 @@ class GemminiBuild:
 
 
 def compile_model(model, out_dir: str | Path, *, schedule: str = "cosa", exact: bool = False,
-                  config: str = "default", plan: str = "planner", progress=None) -> GemminiBuild:
+                  config: str = "default", plan: str = "planner", loops: str = "hardware",
+                  progress=None) -> GemminiBuild:
     """Import (path or ImportedModel), partition for Gemmini, generate the C package."""
     import spike_sim
 
@@ -66,7 +67,11 @@ def compile_model(model, out_dir: str | Path, *, schedule: str = "cosa", exact: 
     if progress:
         progress(f"partitioning {model.name} for Gemmini ({config}), schedules: {schedule}")
     decisions: list = []
-    mod = gemmini_passes(schedule, exact, config=config, report=decisions)(model.mod)
+    from .codegen import LOOPS
+
+    if loops not in LOOPS:
+        raise TvmAccelError(f"unknown loops {loops!r} (choose {' or '.join(LOOPS)})")
+    mod = gemmini_passes(schedule, exact, config=config, report=decisions, loops=loops)(model.mod)
     scheds = {d.gemmini_index: schedule_layer(d.layer, config, schedule) for d in decisions if d.offloaded}
     quant = {
         "inputs": [(t.scale, t.zero_point) if t.scale is not None else None for t in model.inputs],

@@ -200,38 +200,50 @@ static inline void tva_mvin_bias(const tva_conv_t *L, const tva_tile_t *t, const
   }
 }
 
-/* The tile's preloads and computes, accumulating into the accumulator rows at acc_row. */
+/* The tile's preloads and computes, accumulating into the accumulator rows at acc_row. The
+   inner loops only add to precomputed operands: the core issues a preload + compute pair in a
+   handful of instructions. */
 static inline void tva_compute_tile(const tva_conv_t *L, const tva_tile_t *t, uint32_t in_row, uint32_t w_row,
                                     uint32_t acc_row) {
-  int irows = (t->np - 1) * L->stride + (t->nr - 1) * L->dilation + 1;
-  int icols = (t->nq - 1) * L->stride + (t->ns - 1) * L->dilation + 1;
-  int kbs = (t->nk + DIM - 1) / DIM, cbs = (t->nc + DIM - 1) / DIM, pixels = t->nb * t->np * t->nq;
+  const int irows = (t->np - 1) * L->stride + (t->nr - 1) * L->dilation + 1;
+  const int icols = (t->nq - 1) * L->stride + (t->ns - 1) * L->dilation + 1;
+  const int kbs = (t->nk + DIM - 1) / DIM, cbs = (t->nc + DIM - 1) / DIM, pixels = t->nb * t->np * t->nq;
+  const int full = t->nq / DIM, rest = t->nq % DIM;
+  const uint64_t garbage = GEMMINI_OPERAND(GARBAGE_ADDR, DIM, DIM);
+  const uint32_t a_step = (uint32_t)(DIM * L->stride), y_step = (uint32_t)(L->stride * icols);
   gemmini_extended_config_ex(WEIGHT_STATIONARY, NO_ACTIVATION, 0, L->stride, 0, 0, 1);
   for (int kb = 0; kb < kbs; kb++) {
-    int nk = tva_min(DIM, t->nk - kb * DIM);
+    const int nk = tva_min(DIM, t->nk - kb * DIM);
+    const uint32_t c_kb = GEMMINI_ACC_ADDR | GEMMINI_ACC_ACCUMULATE | (acc_row + (uint32_t)(kb * pixels));
     for (int r = 0; r < t->nr; r++)
       for (int s = 0; s < t->ns; s++)
         for (int cb = 0; cb < cbs; cb++) {
-          int nc = tva_min(DIM, t->nc - cb * DIM);
-          uint32_t w = w_row + tva_weight_row(t, kb, r, s, cb);
-          int first = 1;
-          for (int b = 0; b < t->nb; b++)
-            for (int y = 0; y < t->np; y++)
-              for (int x = 0; x < t->nq; x += DIM) {
-                int n = tva_min(DIM, t->nq - x);
-                uint32_t a = in_row + (uint32_t)(((cb * t->nb + b) * irows + y * L->stride + r * L->dilation) * icols +
-                                                 x * L->stride + s * L->dilation);
-                uint32_t c = GEMMINI_ACC_ADDR | GEMMINI_ACC_ACCUMULATE |
-                             (acc_row + (uint32_t)(kb * pixels + (b * t->np + y) * t->nq + x));
-                if (first) {
-                  gemmini_extended_preload(w, c, nk, nc, nk, n);
-                  gemmini_extended_compute_preloaded(a, GARBAGE_ADDR, nc, n, DIM, DIM);
-                } else {
-                  gemmini_extended_preload(GARBAGE_ADDR, c, nk, nc, nk, n);
-                  gemmini_extended_compute_accumulated(a, GARBAGE_ADDR, nc, n, DIM, DIM);
-                }
-                first = 0;
+          const int nc = tva_min(DIM, t->nc - cb * DIM);
+          uint64_t b_op = GEMMINI_OPERAND(w_row + tva_weight_row(t, kb, r, s, cb), nk, nc);
+          const uint64_t a_full = ((uint64_t)DIM << 48) | ((uint64_t)nc << 32);
+          const uint64_t c_full = ((uint64_t)DIM << 48) | ((uint64_t)nk << 32);
+          const uint64_t a_rest = ((uint64_t)rest << 48) | ((uint64_t)nc << 32);
+          const uint64_t c_rest = ((uint64_t)rest << 48) | ((uint64_t)nk << 32);
+          uint32_t c = c_kb;
+          for (int b = 0; b < t->nb; b++) {
+            uint32_t a_row = in_row + (uint32_t)((cb * t->nb + b) * irows * icols + r * L->dilation * icols + s * L->dilation);
+            for (int y = 0; y < t->np; y++, a_row += y_step) {
+              uint32_t a = a_row;
+              for (int x = 0; x < full; x++, a += a_step, c += DIM) {
+                gemmini_rocc(k_PRELOAD, b_op, c_full | c);
+                if (b_op == garbage) gemmini_rocc(k_COMPUTE_ACCUMULATE, a_full | a, garbage);
+                else gemmini_rocc(k_COMPUTE_PRELOADED, a_full | a, garbage);
+                b_op = garbage;
               }
+              if (rest) {
+                gemmini_rocc(k_PRELOAD, b_op, c_rest | c);
+                if (b_op == garbage) gemmini_rocc(k_COMPUTE_ACCUMULATE, a_rest | a, garbage);
+                else gemmini_rocc(k_COMPUTE_PRELOADED, a_rest | a, garbage);
+                b_op = garbage;
+                c += (uint32_t)rest;
+              }
+            }
+          }
         }
   }
 }
