@@ -447,7 +447,7 @@ class Gemmini {
     }
     // timing
     uint64_t row_bytes = (uint64_t)o.cols * eb;
-    double dma = zeros ? 0 : dma_cycles(o.rows, row_bytes, nullptr);
+    double dma = zeros ? 0 : dma_cycles(o.rows, row_bytes, s.stride);
     st.bytes_in += zeros ? 0 : (uint64_t)o.rows * row_bytes;
     double d = tm.dispatch(LD, t_issue);
     double start = std::max(d, tm.free_at[LD]);
@@ -461,17 +461,21 @@ class Gemmini {
     tm.retire(LD, start, occ, done);
   }
 
-  // Cycles the DMA is busy moving `rows` rows of `row_bytes` bytes: bandwidth-bound, or bound
-  // by the requests in flight (each row is split into requests of at most dma_max_bytes, each
-  // rounded up to whole bus beats; a request occupies a slot for dma_latency cycles).
-  double dma_cycles(double rows, uint64_t row_bytes, double* bytes_out) const {
-    uint64_t beat = cfg.dma_bus_bytes;
-    uint64_t reqs_per_row = std::max<uint64_t>(1, (row_bytes + cfg.dma_max_bytes - 1) / cfg.dma_max_bytes);
+  // Cycles the DMA is busy moving `rows` rows of `row_bytes` bytes, `stride` bytes apart in
+  // DRAM: bandwidth-bound, or bound by the requests in flight (a request moves at most
+  // dma_max_bytes, rounded up to whole bus beats, and occupies a slot for dma_latency cycles).
+  // Rows closer than a request share requests (consecutive narrow rows are one stream).
+  double dma_cycles(double rows, uint64_t row_bytes, uint64_t stride) const {
+    if (rows <= 0 || row_bytes == 0) return 0;
+    uint64_t beat = cfg.dma_bus_bytes, maxb = cfg.dma_max_bytes;
+    double reqs = rows * std::max<uint64_t>(1, (row_bytes + maxb - 1) / maxb);
     double bytes = rows * ((row_bytes + beat - 1) / beat) * beat;
-    if (bytes_out) *bytes_out = bytes;
-    double by_bw = bytes / cfg.t.dma_bytes_per_cycle;
-    double by_reqs = rows * reqs_per_row * cfg.t.dma_latency / cfg.t.dma_max_inflight;
-    return std::max(by_bw, by_reqs);
+    if (stride > 0 && stride < maxb && row_bytes <= stride) {
+      double span = (rows - 1) * (double)stride + (double)row_bytes;
+      reqs = std::min(reqs, std::ceil(span / (double)maxb) + 1);
+      bytes = std::min(bytes, (std::ceil(span / (double)beat) + 1) * beat);
+    }
+    return std::max(bytes / cfg.t.dma_bytes_per_cycle, reqs * cfg.t.dma_latency / cfg.t.dma_max_inflight);
   }
 
   int8_t acc_to_int8(int32_t v, float scale, int act) {
@@ -522,7 +526,7 @@ class Gemmini {
             }
       }
       rows_read = n;
-      dma = dma_cycles((double)pool_porows * pool_pocols, o.cols, nullptr);
+      dma = dma_cycles((double)pool_porows * pool_pocols, o.cols, st_stride);
       st.bytes_out += (uint64_t)pool_porows * pool_pocols * o.cols;
       src_first = o.l.row;
       src_count = n;
@@ -544,7 +548,7 @@ class Gemmini {
       }
       uint64_t row_bytes = (uint64_t)o.cols * eb;
       rows_read = (double)o.rows * blocks;
-      dma = dma_cycles(o.rows, row_bytes, nullptr);
+      dma = dma_cycles(o.rows, row_bytes, st_stride);
       st.bytes_out += o.rows * row_bytes;
       src_first = o.l.row;
       src_count = blocks > 1 ? (blocks - 1) * DIM + o.rows : o.rows;
