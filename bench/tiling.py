@@ -7,8 +7,7 @@
 For each model (imported and lowered by tvm_accel.frontend.load): the untiled arena
 (memory_planner, optimal order and layout), then path discovery (tiling.discover) with FDT
 only, FFMT only and both ("auto"): the arena of the tiled analysis graph, the reduction, the
-MAC overhead, the paths (partitions) and the discovery time. FFMT is not implemented: its
-columns say so, and "auto" searches FDT paths only.
+MAC overhead, the paths (partitions) and the discovery time.
 
 Checks (each tiled model): the rewritten module planned from scratch (tvm_accel.memory, its
 arena must not exceed the reported one) and run on the host CPU through TVM against the
@@ -100,51 +99,54 @@ def main() -> int:
         model = load(MODELS / f"{name}.tflite")
         row = {"model": name}
         for method in ("fdt", "ffmt", "auto"):
-            if method == "ffmt":
-                row[method] = {"implemented": False}
-                continue
             r = tiling.discover(model.mod, method=method, max_partitions=args.max_partitions, name=name,
                                 progress=lambda m: print(f"  {m}", file=sys.stderr))
             d = r.to_json()
             if r.module is not None:
                 planned, _ = plan_module(r.module)
                 d["verified_arena"] = planned.arena_bytes
-                if not args.no_check and method == "fdt":
+                if not args.no_check:
                     d["cpu_bit_exact"] = cpu_exact(model, r.module)
-                if name in args.c_check and method == "fdt":
+                if name in args.c_check and method == "auto":
                     d["c_check"] = c_exact(model, r.module, args.board)
             row[method] = d
             row["untiled"] = r.arena_before
         rows.append(row)
 
-    def cell(d):
-        if not d.get("implemented", True):
-            return f"{'n/a':>9} {'':>7} {'':>6}"
-        return f"{d['arena_after']:>9,} {d['reduction_percent']:>6.1f}% {d['mac_overhead_percent']:>5.1f}%"
-
-    print(f"{'model':14} {'untiled':>9} | {'FDT arena':>9} {'red.':>7} {'MAC+':>6} | {'FFMT':>9} {'':>7} {'':>6} | "
-          f"{'auto':>9} {'red.':>7} {'MAC+':>6} | {'time s':>6} paths (FDT)")
-    for r in rows:
-        f = r["fdt"]
-        paths = "; ".join(f"{' -> '.join(p['bindings'])} x{p['partitions']}" for p in f["paths"]) or "-"
-        print(f"{r['model']:14} {r['untiled']:>9,} | {cell(f)} | {cell(r['ffmt'])} | {cell(r['auto'])} | "
-              f"{f['seconds']:>6.2f} {paths}")
-    for r in rows:
-        f = r["fdt"]
-        checks = []
-        if "verified_arena" in f:
-            checks.append(f"rewritten module planned {f['verified_arena']:,} B")
-        if "cpu_bit_exact" in f:
-            checks.append(f"CPU (TVM) bit-exact: {f['cpu_bit_exact']}")
-        for where, c in f.get("c_check", {}).items():
-            checks.append(f"C on {where}: bit-exact {c['bit_exact']}, arena {c['arena_untiled']:,} -> {c['arena_tiled']:,}")
-        if checks:
-            print(f"{r['model']}: " + "; ".join(checks))
-    red = [r["fdt"]["reduction_percent"] for r in rows]
-    print(f"models above 76.2%: {sum(x > 76.2 for x in red)}/{len(red)}; above 18.1%: {sum(x > 18.1 for x in red)}/{len(red)}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"machine": platform.platform(), "max_partitions": args.max_partitions,
                                           "rows": rows}, indent=2))
+
+    def cell(d):
+        return f"{d['arena_after']:>9,} {d['reduction_percent']:>6.1f}% {d['mac_overhead_percent']:>5.1f}%"
+
+    print(f"{'model':14} {'untiled':>9} | {'FDT arena':>9} {'red.':>7} {'MAC+':>6} | {'FFMT':>9} {'red.':>7} {'MAC+':>6} | "
+          f"{'both':>9} {'red.':>7} {'MAC+':>6} | discovery s (fdt/ffmt/both)")
+    for r in rows:
+        t = "/".join(f"{r[m]['seconds']:.1f}" for m in ("fdt", "ffmt", "auto"))
+        print(f"{r['model']:14} {r['untiled']:>9,} | {cell(r['fdt'])} | {cell(r['ffmt'])} | {cell(r['auto'])} | {t}")
+    print()
+    for r in rows:
+        for m in ("fdt", "ffmt", "auto"):
+            f = r[m]
+            for p in f["paths"]:
+                print(f"{r['model']} {m}: {p['method'].upper()} {' -> '.join(p['bindings'])} ({p['detail']}): "
+                      f"{p['arena_before']:,} -> {p['arena_after']:,} B, +{p['extra_macs']:,} MACs")
+            checks = []
+            if f.get("verified_arena") is not None:
+                checks.append(f"rewritten module planned {f['verified_arena']:,} B")
+            if "cpu_bit_exact" in f:
+                checks.append(f"CPU (TVM) bit-exact: {f['cpu_bit_exact']}")
+            for where, c in f.get("c_check", {}).items():
+                checks.append(f"C on {where}: bit-exact {c['bit_exact']}, arena {c['arena_untiled']:,} -> "
+                              f"{c['arena_tiled']:,}")
+            if checks:
+                print(f"{r['model']} {m}: " + "; ".join(checks))
+    for m in ("fdt", "ffmt", "auto"):
+        red = [r[m]["reduction_percent"] for r in rows]
+        print(f"{m}: models above 76.2%: {sum(x > 76.2 for x in red)}/{len(red)}; above 18.1%: "
+              f"{sum(x > 18.1 for x in red)}/{len(red)}; FDT design points at 0% MAC overhead: "
+              + ", ".join(f"{r['model']} {r['fdt']['reduction_percent']:.1f}%" for r in rows if m == "fdt"))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -1,7 +1,7 @@
 """Fused tiling of integer Relax modules for minimum peak memory.
 
 - FDT (fused depthwise tiling, channel partitions, no recomputation): ``tiling.fdt``;
-- FFMT (fused feature-map tiling, spatial strips with halos): not implemented yet;
+- FFMT (fused feature-map tiling, horizontal strips with halos): ``tiling.ffmt``;
 - path discovery judged by ``memory_planner`` on the planner's small graph: ``tiling.discovery``.
 
     import tiling

@@ -5,7 +5,8 @@
    largest, the model's inputs and outputs and kernel scratch.
 3. For each, the paths through its producer (``fdt.grow``: up and down along
    single-producer / single-consumer chains), each with 2..max_partitions partitions.
-   (FFMT, spatial tiling, is not implemented: "auto" searches FDT paths only.)
+   FFMT: ``ffmt.grow``, every sub-chain of spatial operators through the buffer's producer,
+   with 2..max_partitions strips (from ``ffmt.STRIP_COUNTS``).
 4. Every candidate is applied to the planner's small graph (the analysis graph: the path's
    operators replaced by their partitions, int32 accumulators as buffers) and planned in the
    current order with the path's partitions run one after the other (greedy layout): its arena
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 
 from memory_planner import Graph, plan
 
-from . import fdt
+from . import fdt, ffmt
 from .analysis import Analysis
 from .errors import TilingError
 
@@ -96,7 +97,7 @@ def _apply(an: Analysis, st: _State, path, n: int) -> tuple[Graph, list[str], li
     """The planner graph and order with ``path`` tiled in ``n`` partitions (+ its step names
     and recomputed MACs). The partitions run one after the other where the path's first
     operator ran."""
-    module = fdt
+    module = fdt if path.method == "fdt" else ffmt
     g = st.graph
     ops = {op.name: op for op in g.operators}
     new_ops, new_tensors, extra = module.tiled_operators(an, path, n, ops)
@@ -159,8 +160,6 @@ def discover(mod, method: str = "auto", max_partitions: int = 25, max_mac_overhe
         raise TilingError(f"unknown tiling method {method!r} (choose from {', '.join(METHODS)})")
     if not isinstance(max_partitions, int) or max_partitions < 2:
         raise TilingError(f"max_partitions must be an integer >= 2, got {max_partitions!r}")
-    if method == "ffmt":
-        raise TilingError("FFMT (spatial tiling) is not implemented yet: use --tiling fdt or auto")
     if max_mac_overhead is not None and max_mac_overhead < 0:
         raise TilingError(f"max_mac_overhead must be >= 0 percent, got {max_mac_overhead}")
     say = progress or (lambda msg: None)
@@ -198,10 +197,22 @@ def discover(mod, method: str = "auto", max_partitions: int = 25, max_mac_overhe
                             say("  " + msg)
                 elif verbose:
                     say(f"  {buf}: {len(found_paths)} FDT path(s), growth stopped at {why}")
+            if method in ("ffmt", "auto"):
+                found_paths, why = ffmt.grow(an, buf, used)
+                paths += [p_ for p_ in found_paths if p_ not in paths]
+                if not found_paths:
+                    msg = f"{buf}: no FFMT path ({why})"
+                    if msg not in result.not_tiled:
+                        result.not_tiled.append(msg)
+                        if verbose:
+                            say("  " + msg)
         best = None
         for path in paths:
             for n in path.partition_counts(max_partitions):
-                ng, order, steps, extra = _apply(an, st, path, n)
+                try:
+                    ng, order, steps, extra = _apply(an, st, path, n)
+                except ValueError:
+                    continue  # more strips than the chain has rows to read
                 p = plan(ng, order=order, layout="greedy", align=align)
                 result.candidates += 1
                 total_extra = st.extra_macs + extra

@@ -249,13 +249,14 @@ def removed_tensors(an: Analysis, path: FdtPath) -> set[str]:
 # -- the path in Relax ------------------------------------------------------------------------
 
 
-def emit(bb, an: Analysis, path: FdtPath, n: int, remap):
+def emit(emit_op, an: Analysis, path: FdtPath, n: int, remap):
     """Emit the tiled path into ``bb``'s current dataflow block; returns the Relax var that
     replaces ``path.end``. ``remap(var)`` maps an original var to its emitted replacement."""
     from tvm import relax
 
     from tvm_accel import ops
 
+    bb = emit_op.bb
     start = an.values[path.start]
     x = remap(start.info.data[0])
     end = an.values[path.end]
@@ -286,7 +287,7 @@ def emit(bb, an: Analysis, path: FdtPath, n: int, remap):
                     attrs["groups"] = ck
             elif info.kind == "dense":  # start
                 consts = [consts[0][:, c0:c1]] + [c[c0:c1] for c in consts[1:]]
-            cur = ops.emit(bb, info.kind, attrs, [cur], consts, shape, v.dtype, name_hint=part_name(name, k))
+            cur = emit_op(info.kind, attrs, [cur], consts, shape, v.dtype, name_hint=part_name(name, k))
         if concat:
             pieces.append(cur)
             continue
@@ -297,12 +298,12 @@ def emit(bb, an: Analysis, path: FdtPath, n: int, remap):
             spatial = w.shape[0] // C
             w = w[[s_ * C + c for s_ in range(spatial) for c in range(c0, c1)], :]
         data = [cur] + ([acc] if acc is not None else [])
-        acc = ops.emit(bb, f"{end.info.kind}_acc", dict(end.info.attrs), data, [w], end.info.out_shape, "int32",
+        acc = emit_op(f"{end.info.kind}_acc", dict(end.info.attrs), data, [w], end.info.out_shape, "int32",
                        name_hint=acc_name(path.end, k))
     if concat:
-        return ops.emit(bb, "concat", {"axis": len(end.shape) - 1}, pieces, [], end.shape, end.dtype,
+        return emit_op("concat", {"axis": len(end.shape) - 1}, pieces, [], end.shape, end.dtype,
                         name_hint=path.end)
     epilogue = {k: end.info.attrs[k] for k in ("output_zero_point", "act_min", "act_max", "rounding")
                 if k in end.info.attrs}
     consts = [ops.const_value(c) for c in end.info.consts[1:4]]
-    return ops.emit(bb, "requantize_acc", epilogue, [acc], consts, end.info.out_shape, end.dtype, name_hint=path.end)
+    return emit_op("requantize_acc", epilogue, [acc], consts, end.info.out_shape, end.dtype, name_hint=path.end)

@@ -9,6 +9,7 @@ the planner judged, so the module's own binding order is that order and any late
 from __future__ import annotations
 
 from .analysis import Analysis
+from .emitting import Emitter
 
 
 def rewrite(an: Analysis, applied: list, order: list[str]):
@@ -30,6 +31,7 @@ def rewrite(an: Analysis, applied: list, order: list[str]):
     done_paths: set[int] = set()
 
     bb = relax.BlockBuilder(mod)
+    emitter = Emitter(bb)
 
     def var(name: str):
         return new_of[name]
@@ -55,9 +57,9 @@ def rewrite(an: Analysis, applied: list, order: list[str]):
             return
         done_paths.add(i)
         path, n, _ = applied[i]
-        from . import fdt
+        from . import fdt, ffmt
 
-        out = fdt.emit(bb, an, path, n, remap)
+        out = (fdt if path.method == "fdt" else ffmt).emit(emitter, an, path, n, remap)
         new_of[path.end] = out
         emitted.update(path.bindings)
 

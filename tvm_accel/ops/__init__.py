@@ -108,6 +108,15 @@ KINDS: dict[str, OpKind] = {
                "dense producing the int32 accumulator (no bias, no requantization), as conv2d_acc. "
                "data: input [, int32 partial sum]. attrs: input_zero_point, weight_zero_point. "
                "consts: weight rows of the partition."),
+        OpKind("slice", lambda d, c, o, a: kernels.build_slice(d[0], o, a),
+               "A box of an int8 tensor (a copy): out[i] = data[i + begin]. attrs: begin (per axis). "
+               "Used by fused feature-map tiling for a tile's input rows (with halo)."),
+        OpKind("pool_sum_acc", lambda d, c, o, a: kernels.build_pool_sum_acc(d[0], o, a, len(d) > 1),
+               "int32 sum over H and W of an NHWC int8 tile [+ int32 partial sum]: one spatial tile of a "
+               "global average pool. Output [N, 1, 1, C] int32. attrs: none."),
+        OpKind("avg_pool_finish", lambda d, c, o, a: kernels.build_avg_pool_finish(d[0], a),
+               "int32 window sums -> int8 average (sum / count rounded half away from zero, clamped), the "
+               "end of a global average pool computed by tiles. attrs: count, act_min, act_max."),
         OpKind("requantize_acc", lambda d, c, o, a: kernels.build_requantize_acc(d[0], a),
                "int32 accumulator + bias -> per-channel requantization (rounding) + output_zero_point, "
                "clamp to [act_min, act_max] -> int8: the epilogue of conv2d / dense after summed "

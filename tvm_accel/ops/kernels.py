@@ -430,3 +430,47 @@ def build_requantize_acc(acc_shape, a: dict):
     shift = te.placeholder((c_,), I32, name="shift")
     out = _requantize_stages(acc, bias, mult, shift, acc_shape, lambda i: i[-1], a)
     return _finish([acc, bias, mult, shift, out])
+
+
+# -- spatial tiles (fused feature-map tiling) ----------------------------------------------------
+
+
+def build_slice(data_shape, out_shape, a: dict, dtype="int8"):
+    """A box of a tensor (a copy): out[i] = data[i + begin] (``begin`` per axis)."""
+    begin = a["begin"]
+    data = te.placeholder(data_shape, dtype, name="data")
+    out = te.compute(out_shape, lambda *i: data[tuple(i[d] + begin[d] for d in range(len(i)))], name="out")
+    return _finish([data, out])
+
+
+def build_pool_sum_acc(data_shape, out_shape, a: dict, acc_in: bool):
+    """int32 sum over H and W of an NHWC int8 tile (+ ``acc_in``): the partial sum of a global
+    average pool over one spatial tile. Output [N, 1, 1, C] int32."""
+    _, h_, w_, _ = data_shape
+    data = te.placeholder(data_shape, "int8", name="data")
+    prev = te.placeholder(out_shape, I32, name="acc_in") if acc_in else None
+    ry = te.reduce_axis((0, h_), name="y")
+    rx = te.reduce_axis((0, w_), name="x")
+    acc = te.compute(out_shape, lambda n, y, x, c: te.sum(tirx.Cast(I32, data[n, ry, rx, c]), axis=[ry, rx]),
+                     name="acc")
+    if prev is None:
+        out = te.compute(out_shape, lambda *i: acc[i], name="out")
+        return _finish([data, out], compute_at=[("acc", "out")])
+    out = te.compute(out_shape, lambda *i: prev[i] + acc[i], name="out")
+    return _finish([data, prev, out], compute_at=[("acc", "out")])
+
+
+def build_avg_pool_finish(acc_shape, a: dict):
+    """int32 window sums -> AVERAGE_POOL_2D's int8 result: sum / ``count`` rounded half away
+    from zero, clamped (as ``build_avg_pool2d``)."""
+    acc = te.placeholder(acc_shape, I32, name="acc")
+    cnt = tirx.const(a["count"], I32)
+    half = tirx.const(a["count"] // 2, I32)
+
+    def fn(*i):
+        s = acc[i]
+        q = tirx.Select(s > 0, tirx.truncdiv(s + half, cnt), tirx.truncdiv(s - half, cnt))
+        return clamp_i8(q, a["act_min"], a["act_max"])
+
+    out = te.compute(acc_shape, fn, name="out")
+    return _finish([acc, out])

@@ -1,0 +1,328 @@
+"""Fused feature-map tiling (FFMT): a chain of spatial operators computed in horizontal strips.
+
+A path is a chain of spatial operators (conv2d of any grouping, depthwise conv2d, average /
+max pooling, pad, requantize) along single-producer / single-consumer values. Its output is
+split into ``n`` strips of rows; each strip's receptive field is propagated backwards through
+the chain (kernel size, stride, dilation, padding), so a strip computes the rows it needs of
+every operator, with halos that overlap the neighbouring strips (recomputed MACs). The first
+operator reads its rows from a ``slice`` of the path's input (a copy of rows + halo). Ends:
+- "concat": the last operator's strips are concatenated along H;
+- "pool": a global average pool after the chain: each strip adds its int32 window sums
+  (``pool_sum_acc``) and ``avg_pool_finish`` divides once, exactly as the pool;
+- "lip": flatten + dense after the chain: each strip is a contiguous block of the dense's
+  input rows, so it adds its int32 partial sum (``dense_acc``) and ``requantize_acc``
+  finishes once.
+Integer results are bit-exact: every strip computes the same values as the untiled operator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .analysis import Analysis, Value
+
+SPATIAL = ("conv2d", "avg_pool2d", "max_pool2d", "pad", "requantize")
+MAX_PATH_OPS = 12
+STRIP_COUNTS = (2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 25, 32, 48, 64)
+
+
+@dataclass(frozen=True)
+class FfmtPath:
+    chain: tuple[str, ...]     # the spatial bindings computed in strips, in order
+    end: str                   # binding whose value the path produces (last of chain for "concat")
+    rows: int                  # output rows of the chain's last operator
+    stops: tuple[str, str] = ("", "")
+    end_kind: str = "concat"   # "concat" | "pool" | "lip"
+    flatten: str | None = None  # the reshape between the chain and a "lip" dense
+
+    method = "ffmt"
+
+    @property
+    def start(self) -> str:
+        return self.chain[0]
+
+    @property
+    def bindings(self) -> tuple[str, ...]:
+        extra = () if self.end_kind == "concat" else ((self.flatten,) if self.flatten else ()) + (self.end,)
+        return (*self.chain, *extra)
+
+    def describe(self) -> str:
+        return " -> ".join(self.bindings)
+
+    def partition_counts(self, max_partitions: int) -> list[int]:
+        return [n for n in STRIP_COUNTS if n <= min(max_partitions, self.rows)]
+
+    def detail(self, n: int) -> str:
+        how = {"concat": "concatenated", "pool": "int32 pool sums", "lip": "int32 partial sums"}[self.end_kind]
+        return f"{self.rows} rows in {n} strips, {how}"
+
+
+def spatial_reason(an: Analysis, v: Value) -> str | None:
+    if v.info is None:
+        return f"{v.name} ({v.kind}) is not an integer operator"
+    if v.info.kind not in SPATIAL:
+        return f"{v.name} ({v.info.kind}) is not a spatial operator"
+    if len(v.data) != 1 or len(v.shape) != 4 or len(an.values[v.data[0]].shape) != 4:
+        return f"{v.name} ({v.info.kind}) is not a 4-D single-input operator"
+    if v.info.kind == "pad" and (v.info.attrs["pad_before"][0] or v.info.attrs["pad_after"][0]):
+        return f"{v.name} (pad) pads the batch axis"
+    return None
+
+
+def _is_global_avg_pool(an: Analysis, v: Value) -> bool:
+    if v.info is None or v.info.kind != "avg_pool2d" or len(v.data) != 1:
+        return False
+    _, h, w, _ = an.values[v.data[0]].shape
+    a = v.info.attrs
+    return (tuple(a["pool_size"]) == (h, w) and not any(a["padding"]) and v.shape[1] == 1 and v.shape[2] == 1)
+
+
+def _is_flatten_dense(an: Analysis, v: Value) -> bool:
+    if v.alias_of is None or len(v.consumers) != 1 or v.is_output or len(v.shape) != 2 or v.shape[0] != 1:
+        return False
+    nxt = an.values[v.consumers[0]]
+    return nxt.info is not None and nxt.info.kind == "dense" and len(nxt.data) == 1
+
+
+def grow(an: Analysis, through: str, used: set[str] = frozenset()) -> tuple[list[FfmtPath], str]:
+    """FFMT paths that contain ``through``: every start in the chain above it and every end
+    below it (up to MAX_PATH_OPS operators)."""
+    v = an.values[through]
+    why = spatial_reason(an, v)
+    if why:
+        return [], why
+    ups = [v.name]
+    cur = v
+    up_stop = ""
+    while True:
+        src = an.values[cur.data[0]]
+        if src.is_param:
+            up_stop = f"{cur.name} reads the model input {src.name}"
+            break
+        if len(src.consumers) != 1 or src.is_output:
+            up_stop = f"{src.name} has {len(src.consumers)} consumers"
+            break
+        why = spatial_reason(an, src)
+        if why:
+            up_stop = why
+            break
+        ups.insert(0, src.name)
+        cur = src
+    downs = []
+    cur = v
+    tail = None
+    while True:
+        if cur.is_output or len(cur.consumers) != 1:
+            down_stop = f"{cur.name} has {len(cur.consumers)} consumers" if not cur.is_output else f"{cur.name} is an output"
+            break
+        nxt = an.values[cur.consumers[0]]
+        if _is_global_avg_pool(an, nxt):
+            tail, down_stop = ("pool", nxt.name, None), f"{nxt.name} (global average pool) sums strips"
+            break
+        if _is_flatten_dense(an, nxt):
+            d = an.values[nxt.consumers[0]]
+            tail, down_stop = ("lip", d.name, nxt.name), f"{d.name} (dense after flatten) sums strips"
+            break
+        why = spatial_reason(an, nxt)
+        if why:
+            down_stop = why
+            break
+        downs.append(nxt.name)
+        cur = nxt
+    paths = []
+    full = ups + downs
+    i_through = len(ups) - 1
+    for s in range(len(ups)):
+        for e in range(i_through, len(full)):
+            chain = tuple(full[s:e + 1])
+            if len(chain) > MAX_PATH_OPS:
+                continue
+            rows = an.values[chain[-1]].shape[1]
+            if len(chain) >= 2 and rows >= 2:
+                paths.append(FfmtPath(chain, chain[-1], rows, (up_stop, down_stop), "concat"))
+            if e == len(full) - 1 and tail is not None and rows >= 2:
+                kind, end, flat = tail
+                paths.append(FfmtPath(chain, end, rows, (up_stop, down_stop), kind, flat))
+    paths = [p for p in paths if not (used & set(p.bindings))]
+    return paths, (down_stop if paths else f"no chain through {through} ({up_stop}; {down_stop})")
+
+
+# -- rows ---------------------------------------------------------------------------------------
+
+
+def _rows_needed(an: Analysis, v: Value, o0: int, o1: int):
+    """Input rows [a, b) that output rows [o0, o1) of ``v`` read, and the operator's attrs for
+    computing exactly those output rows from them."""
+    a_ = dict(v.info.attrs)
+    h = an.values[v.data[0]].shape[1]
+    kind = v.info.kind
+    if kind in ("conv2d", "avg_pool2d", "max_pool2d"):
+        if kind == "conv2d":
+            k, d = int(v.info.consts[0].ty.shape[0]), a_["dilation"][0]
+        else:
+            k, d = a_["pool_size"][0], 1
+        s, pt = a_["strides"][0], a_["padding"][0]
+        lo = o0 * s - pt
+        hi = (o1 - 1) * s - pt + (k - 1) * d + 1
+        a, b = max(0, lo), min(h, hi)
+        pad = list(a_["padding"])
+        pad[0], pad[2] = a - lo, max(0, hi - b)
+        a_["padding"] = pad
+        return a, b, a_
+    if kind == "pad":
+        pb = a_["pad_before"][1]
+        lo, hi = o0 - pb, o1 - pb
+        a, b = max(0, lo), min(h, hi)
+        before, after = list(a_["pad_before"]), list(a_["pad_after"])
+        before[1] = a - lo
+        after[1] = (o1 - o0) - (b - a) - before[1]
+        a_["pad_before"], a_["pad_after"] = before, after
+        return a, b, a_
+    return o0, o1, a_  # requantize: elementwise
+
+
+def strips(path: FfmtPath, n: int) -> list[tuple[int, int]]:
+    base, extra = divmod(path.rows, n)
+    out, r = [], 0
+    for k in range(n):
+        r1 = r + base + (1 if k < extra else 0)
+        out.append((r, r1))
+        r = r1
+    return out
+
+
+def plan_strip(an: Analysis, path: FfmtPath, o0: int, o1: int):
+    """For one strip of output rows: [(binding, out rows (r0, r1), attrs)] in chain order and the
+    path input's rows (a, b)."""
+    steps = []
+    r0, r1 = o0, o1
+    for name in reversed(path.chain):
+        v = an.values[name]
+        a, b, attrs = _rows_needed(an, v, r0, r1)
+        if b <= a:
+            raise ValueError(f"strip rows {o0}..{o1} read no row of {name}'s input")
+        steps.insert(0, (name, (r0, r1), attrs))
+        r0, r1 = a, b
+    return steps, (r0, r1)
+
+
+def _macs_per_row(v: Value) -> int:
+    if v.info.kind != "conv2d":
+        return 0
+    return v.info.macs // v.shape[1]
+
+
+def _row_bytes(v: Value) -> int:
+    return v.shape[2] * v.shape[3] * np.dtype(v.dtype).itemsize
+
+
+# -- the path on the planner's graph ----------------------------------------------------------
+
+
+def part_name(name: str, k: int) -> str:
+    return f"{name}__s{k}"
+
+
+def tiled_operators(an: Analysis, path: FfmtPath, n: int, graph_ops: dict):
+    first = an.values[path.chain[0]]
+    x = an.values[first.data[0]]
+    x_store = an.storage(x.name)
+    ops, tensors = [], {}
+    extra_macs = 0
+    prev_acc = None
+    last = []
+    for k, (o0, o1) in enumerate(strips(path, n)):
+        steps, (a, b) = plan_strip(an, path, o0, o1)
+        cur = x_store
+        if (a, b) != (0, x.shape[1]):
+            t = f"{path.chain[0]}__in{k}"
+            tensors[t] = (b - a) * _row_bytes(x)
+            ops.append((t, [cur], [t], 0, "slice"))
+            cur = t
+        for name, (r0, r1), _ in steps:
+            v = an.values[name]
+            t = part_name(name, k)
+            tensors[t] = (r1 - r0) * _row_bytes(v)
+            ws = graph_ops[name].workspace
+            ops.append((t, [cur], [t], -(-ws * (r1 - r0) // v.shape[1]) if ws else 0, v.kind))
+            extra_macs += (r1 - r0) * _macs_per_row(v)
+            cur = t
+        if path.end_kind == "concat":
+            last.append(cur)
+            continue
+        end = an.values[path.end]
+        t = f"{path.end}__acc{k}"
+        tensors[t] = int(np.prod(end.shape)) * 4
+        ops.append((t, [cur] + ([prev_acc] if prev_acc else []), [t], 0,
+                    "pool_sum_acc" if path.end_kind == "pool" else "dense_acc"))
+        prev_acc = t
+    for name in path.chain:
+        v = an.values[name]
+        extra_macs -= v.shape[1] * _macs_per_row(v)
+    if path.end_kind == "concat":
+        ops.append((path.end, last, [path.end], 0, "concat"))
+    else:
+        ops.append((path.end, [prev_acc], [path.end], 0,
+                    "avg_pool_finish" if path.end_kind == "pool" else "requantize_acc"))
+    return ops, tensors, extra_macs
+
+
+def removed_tensors(an: Analysis, path: FfmtPath) -> set[str]:
+    out = set(path.chain)
+    if path.end_kind == "concat":
+        out.discard(path.end)
+    return out
+
+
+# -- the path in Relax ------------------------------------------------------------------------
+
+
+def emit(emit_op, an: Analysis, path: FfmtPath, n: int, remap):
+    from tvm import relax  # noqa: F401
+
+    from tvm_accel import ops
+
+    bb = emit_op.bb
+    first = an.values[path.chain[0]]
+    x_val = an.values[first.data[0]]
+    x = remap(first.info.data[0])
+    pieces, acc = [], None
+    end = an.values[path.end]
+    for k, (o0, o1) in enumerate(strips(path, n)):
+        steps, (a, b) = plan_strip(an, path, o0, o1)
+        cur = x
+        if (a, b) != (0, x_val.shape[1]):
+            shape = (x_val.shape[0], b - a, *x_val.shape[2:])
+            cur = emit_op("slice", {"begin": [0, a, 0, 0]}, [cur], [], shape, x_val.dtype,
+                           name_hint=f"{path.chain[0]}__in{k}")
+        for name, (r0, r1), attrs in steps:
+            v = an.values[name]
+            shape = (v.shape[0], r1 - r0, *v.shape[2:])
+            cur = emit_op(v.info.kind, attrs, [cur], list(v.info.consts), shape, v.dtype,
+                           name_hint=part_name(name, k))
+        if path.end_kind == "concat":
+            pieces.append(cur)
+            continue
+        data = [cur] + ([acc] if acc is not None else [])
+        if path.end_kind == "pool":
+            acc = emit_op("pool_sum_acc", {}, data, [], end.shape, "int32", name_hint=f"{path.end}__acc{k}")
+        else:
+            last = an.values[path.chain[-1]]
+            flat = bb.emit(__import__("tvm").relax.op.reshape(cur, (1, (o1 - o0) * last.shape[2] * last.shape[3])))
+            rows = _row_bytes(last) // np.dtype(last.dtype).itemsize
+            w = ops.const_value(end.info.consts[0])[o0 * rows:o1 * rows, :]
+            acc = emit_op("dense_acc", dict(end.info.attrs), [flat] + data[1:], [w], end.info.out_shape,
+                           "int32", name_hint=f"{path.end}__acc{k}")
+    if path.end_kind == "concat":
+        return emit_op("concat", {"axis": 1}, pieces, [], end.shape, end.dtype, name_hint=path.end)
+    if path.end_kind == "pool":
+        src = an.values[end.data[0]]
+        attrs = {"count": src.shape[1] * src.shape[2], "act_min": end.info.attrs["act_min"],
+                 "act_max": end.info.attrs["act_max"]}
+        return emit_op("avg_pool_finish", attrs, [acc], [], end.shape, end.dtype, name_hint=path.end)
+    epilogue = {k: end.info.attrs[k] for k in ("output_zero_point", "act_min", "act_max", "rounding")
+                if k in end.info.attrs}
+    consts = [ops.const_value(c) for c in end.info.consts[1:4]]
+    return emit_op("requantize_acc", epilogue, [acc], consts, end.info.out_shape, end.dtype, name_hint=path.end)
