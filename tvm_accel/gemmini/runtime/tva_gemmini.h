@@ -112,6 +112,18 @@ static inline uint32_t tva_conv_tile(const tva_conv_t *L, const tva_tile_t *t, c
   return base;
 }
 
+/* Runs of at most DIM output pixels of a tile that are consecutive both in the accumulator and
+   in DRAM: along an output row, or across rows when the tile spans the whole output width.
+   Gives row_off (accumulator row within the channel block), px (pixel index in DRAM), n. */
+#define TVA_FOR_OUTPUT_RUNS(L, t, row_off, px, n)                                                           \
+  for (int _b = 0, _span = ((t)->nq == (L)->out_cols) ? (t)->np * (t)->nq : (t)->nq; _b < (t)->nb; _b++)      \
+    for (int _r = 0; _r < (t)->np; _r += ((t)->nq == (L)->out_cols) ? (t)->np : 1)                          \
+      for (int _c = 0, n = 0; _c < _span; _c += DIM)                                                         \
+        for (int _once = (n = tva_min(DIM, _span - _c), 1); _once; _once = 0)                                \
+          for (uint32_t row_off = (uint32_t)((_b * (t)->np + _r) * (t)->nq + _c); _once; _once = 0)          \
+            for (int64_t px = (int64_t)(((t)->b0 + _b) * (L)->out_rows + (t)->p0 + _r) * (L)->out_cols + (t)->q0 + _c; \
+                 _once; _once = 0)
+
 /* Reads a tile's int32 results out of the accumulator (rows from `base`, the half its loop
    used) into acc_out, an int32 [batch * out_rows * out_cols][out_ch] buffer. */
 static inline void tva_mvout_int32(const tva_conv_t *L, const tva_tile_t *t, uint32_t base, int32_t *acc_out) {
@@ -119,15 +131,10 @@ static inline void tva_mvout_int32(const tva_conv_t *L, const tva_tile_t *t, uin
   gemmini_config_st(L->out_ch * 4);
   for (int ob = 0; ob * DIM < t->nk; ob++) {
     int nch = tva_min(DIM, t->nk - ob * DIM);
-    for (int b = 0; b < t->nb; b++)
-      for (int r = 0; r < t->np; r++)
-        for (int c = 0; c < t->nq; c += DIM) {
-          int n = tva_min(DIM, t->nq - c);
-          uint32_t row = base + (uint32_t)(ob * pixels + (b * t->np + r) * t->nq + c);
-          int32_t *dst = acc_out + ((int64_t)((t->b0 + b) * L->out_rows + t->p0 + r) * L->out_cols + t->q0 + c) * L->out_ch +
-                         t->k0 + ob * DIM;
-          gemmini_extended_mvout(dst, GEMMINI_ACC_ADDR | GEMMINI_ACC_FULL | row, nch, n);
-        }
+    TVA_FOR_OUTPUT_RUNS(L, t, row_off, px, n) {
+      gemmini_extended_mvout(acc_out + px * L->out_ch + t->k0 + ob * DIM,
+                             GEMMINI_ACC_ADDR | GEMMINI_ACC_FULL | (base + (uint32_t)(ob * pixels) + row_off), nch, n);
+    }
   }
 }
 
@@ -254,17 +261,32 @@ static inline void tva_mvout_tile(const tva_conv_t *L, const tva_tile_t *t, uint
   int kbs = (t->nk + DIM - 1) / DIM, pixels = t->nb * t->np * t->nq;
   for (int kb = 0; kb < kbs; kb++) {
     int nk = tva_min(DIM, t->nk - kb * DIM);
-    for (int b = 0; b < t->nb; b++)
-      for (int r = 0; r < t->np; r++)
-        for (int c = 0; c < t->nq; c += DIM) {
-          int n = tva_min(DIM, t->nq - c);
-          uint32_t row = acc_row + (uint32_t)(kb * pixels + (b * t->np + r) * t->nq + c);
-          int64_t px = (int64_t)((t->b0 + b) * L->out_rows + t->p0 + r) * L->out_cols + t->q0 + c;
+    TVA_FOR_OUTPUT_RUNS(L, t, row_off, px, n) {
+          uint32_t row = acc_row + (uint32_t)(kb * pixels) + row_off;
           if (acc_out)
             gemmini_extended_mvout(acc_out + px * L->out_ch + t->k0 + kb * DIM, GEMMINI_ACC_ADDR | GEMMINI_ACC_FULL | row, nk, n);
           else
             gemmini_extended_mvout(y + px * L->out_ch + t->k0 + kb * DIM, GEMMINI_ACC_ADDR | row, nk, n);
         }
+  }
+}
+
+/* Per-channel requantization on Gemmini: the accumulator scale is one fp32 per store
+   configuration, and an mvout writes the first `cols` columns of its rows. So for each channel
+   block the channels are moved out from the last to the first, channel j with its own scale
+   and columns 0..j: every column is written last by the mvout carrying its own scale. */
+static inline void tva_mvout_per_channel(const tva_conv_t *L, const tva_tile_t *t, uint32_t acc_row, int8_t *y,
+                                         const float *scale) {
+  int kbs = (t->nk + DIM - 1) / DIM, pixels = t->nb * t->np * t->nq;
+  for (int kb = 0; kb < kbs; kb++) {
+    int nk = tva_min(DIM, t->nk - kb * DIM);
+    for (int j = nk - 1; j >= 0; j--) {
+      gemmini_config_st_act(L->out_ch, NO_ACTIVATION, scale[t->k0 + kb * DIM + j]);
+      TVA_FOR_OUTPUT_RUNS(L, t, row_off, px, n) {
+        gemmini_extended_mvout(y + px * L->out_ch + t->k0 + kb * DIM,
+                               GEMMINI_ACC_ADDR | (acc_row + (uint32_t)(kb * pixels) + row_off), j + 1, n);
+      }
+    }
   }
 }
 
