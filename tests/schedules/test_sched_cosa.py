@@ -47,3 +47,31 @@ def test_time_limit_without_solution_falls_back_with_warning():
     assert r.method == "cosa"
     assert r.warnings, "a 10 ms limit must leave a trace"
     assert is_legal(layer, r.mapping, ARCH)
+
+
+def test_original_formulation_port_is_consistent():
+    """The port of the original CoSA model (schedules.cosa_original): its linearised HiGHS
+    optimum equals the direct (bilinear) evaluation, violates nothing, and no perturbation of
+    it that stays feasible is better. Inputs: what the original code builds for a 2x2x4 layer
+    on its Simba architecture (dumped by bench/cosa_original_runner.py)."""
+    import json
+    import random
+    from pathlib import Path
+
+    from schedules.cosa_original import OriginalCosa
+
+    inputs = json.loads((Path(__file__).parent / "cosa_original_inputs.json").read_text())["inputs"]
+    model = OriginalCosa(inputs)
+    objective, proven, values = model.solve(time_limit=30)
+    assert proven
+    direct, violation = model.evaluate(values)
+    assert violation <= 1e-9
+    assert direct == pytest.approx(objective, abs=1e-6)
+    rng = random.Random(1)
+    feasible = 0
+    for _ in range(300):
+        obj, viol = model.evaluate(model.perturb(values, rng))
+        if viol <= 1e-9:
+            feasible += 1
+            assert obj >= objective - 1e-6
+    assert feasible > 10
