@@ -11,10 +11,10 @@ from .cost import CycleEstimate, evaluate
 from .errors import ScheduleError
 from .layer import DIMS, Layer, parse_layer
 from .legality import check_mapping, is_legal, mapping_violations
-from .mapping import GemminiTiling, Level, Loop, Mapping
+from .mapping import GemminiTiling, Level, Loop, Mapping, Tile
 
 __all__ = [
     "DIMS", "METHODS", "CycleEstimate", "GemminiArch", "GemminiTiling", "Layer", "Level", "Loop", "Mapping",
     "ScheduleError", "ScheduleResult", "check_mapping", "evaluate", "is_legal", "load_arch", "mapping_violations",
-    "parse_layer", "schedule_layer",
+    "parse_layer", "schedule_layer", "Tile",
 ]

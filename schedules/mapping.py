@@ -33,9 +33,10 @@ rows of A, accumulating into the accumulator.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import re
-from typing import Iterable, Mapping as TMapping
+from typing import Iterable, Iterator, Mapping as TMapping
 
 from .errors import ScheduleError
 from .layer import DIMS, Layer
@@ -290,3 +291,41 @@ class GemminiTiling:
     @property
     def n_tiles(self) -> int:
         return math.prod(self.trips.values())
+
+    def tiles(self) -> Iterator["Tile"]:
+        """The DRAM-level loop nest, tile by tile in ``order`` (the codegen's outer loops).
+
+        Each Tile gives the offset and size of every dimension and what to move: weights /
+        inputs only when a dimension they depend on changed since the previous tile (reuse
+        across DRAM iterations), bias before the first and outputs after the last reduction
+        tile of an output tile. Requires reduction loops (C, R, S) innermost."""
+        order = list(self.order) + [d for d in DIMS if d not in self.order]
+        trips = self.trips
+        prev_w = prev_i = None
+        for idx in itertools.product(*(range(trips[d]) for d in order)):
+            pos = dict(zip(order, idx))
+            offset = {d: pos[d] * self.tile[d] for d in DIMS}
+            size = {d: min(self.tile[d], self.bounds[d] - offset[d]) for d in DIMS}
+            key_w = tuple(pos[d] for d in "GKCRS")
+            key_i = tuple(pos[d] for d in "GNCPQRS")
+            yield Tile(
+                offset=offset, size=size,
+                load_weights=key_w != prev_w, load_inputs=key_i != prev_i,
+                first_reduction=all(pos[d] == 0 for d in "CRS"),
+                last_reduction=all(pos[d] == trips[d] - 1 for d in "CRS"),
+            )
+            prev_w, prev_i = key_w, key_i
+
+
+@dataclasses.dataclass(frozen=True)
+class Tile:
+    """One DRAM-level tile: ``offset[d]`` / ``size[d]`` per dimension; ``load_weights`` /
+    ``load_inputs``: move them in (else reuse the previous tile's); ``first_reduction``: load
+    the bias (or zero) into the accumulator; ``last_reduction``: move the outputs out."""
+
+    offset: dict[str, int]
+    size: dict[str, int]
+    load_weights: bool
+    load_inputs: bool
+    first_reduction: bool
+    last_reduction: bool

@@ -17,7 +17,7 @@ SLOW_DMA = ARCH.__class__(**{**ARCH.__dict__, "name": "slow-dma",
                              "timing": {**ARCH.timing, "dma_latency": 200.0, "dma_max_inflight": 2.0}})
 
 
-def walk(layer: Layer, mapping: Mapping, arch) -> float:
+def walk(layer: Layer, mapping: Mapping, arch, use_tiles: bool = False) -> float:
     """Modelled cycles by visiting every DRAM tile in loop order."""
     g = mapping.gemmini()
     t = arch.timing
@@ -56,6 +56,16 @@ def walk(layer: Layer, mapping: Mapping, arch) -> float:
         return comp, w, i, b, o
 
     comp_total = dma_total = 0.0
+    if use_tiles:  # the same sum over the codegen's loop nest, GemminiTiling.tiles()
+        for tile in g.tiles():
+            comp, w, i, b, o = costs(tile.size)
+            comp_total += comp + 0.0
+            dma_total += (w if tile.load_weights else 0) + (i if tile.load_inputs else 0) + t["dma_latency"]
+            dma_total += (b if tile.first_reduction else 0) + (o if tile.last_reduction else 0)
+        if not g.double_buffer_sp:
+            return comp_total + dma_total
+        _, w, i, b, o = costs({d: g.tile[d] for d in "GNKCPQRS"})
+        return max(comp_total, dma_total) + w + i + b + t["dma_latency"] + o
     prev_w = prev_i = None
     for idx in itertools.product(*(range(trips[d]) for d in order)):
         pos = dict(zip(order, idx))
@@ -131,3 +141,25 @@ def test_utilization_is_macs_over_peak():
     assert e.utilization == pytest.approx(layer.macs / (e.cycles * 256))
     assert 0 < e.utilization <= 1
     assert math.isclose(e.cycles, max(e.compute_cycles, e.dma_cycles) + e.edge_cycles)
+
+
+@settings(max_examples=40, deadline=None)
+@given(layer_and_mapping())
+def test_tiling_tiles_cover_the_layer_and_match_the_walk(case):
+    """GemminiTiling.tiles() (the codegen's loop nest): tiles partition every dimension, and
+    costing its load / store flags gives this file's walk (hence the model)."""
+    layer, mapping = case
+    g = mapping.gemmini()
+    tiles = list(g.tiles())
+    assert len(tiles) == g.n_tiles
+    covered = {}
+    for t in tiles:
+        key = tuple((t.offset[d], t.size[d]) for d in "GNKCPQRS")
+        covered[key] = covered.get(key, 0) + 1
+        assert all(0 < t.size[d] <= g.tile[d] for d in "GNKCPQRS")
+    assert all(v == 1 for v in covered.values())
+    macs = sum(math.prod(t.size[d] for d in "GNKCPQRS") for t in tiles)
+    assert macs == layer.macs
+    assert tiles[0].load_weights and tiles[0].load_inputs and tiles[0].first_reduction
+    assert sum(t.first_reduction for t in tiles) == sum(t.last_reduction for t in tiles)
+    assert walk(layer, mapping, ARCH, use_tiles=True) == pytest.approx(walk(layer, mapping, ARCH), rel=1e-12)
