@@ -158,3 +158,24 @@ def test_wrong_input_shape_is_one_line_error(mlp_package):
     b = build_package(out, "host")
     with pytest.raises(TvmAccelError, match=r"input x must be int8\[4, 64\]"):
         run_build(b, [np.zeros((4, 63), np.int8)])
+
+
+def test_onnx_qdq_model_host(tmp_path):
+    """An ONNX QDQ model (float input) through frontend, lowering and the emitter: the host C
+    equals TVM's own build of the same module, and the ideal QDQ reference within one step."""
+    need_host_cc()
+    from tvm_accel.deploy import compile_model
+    from tvm_accel.reference import random_inputs
+    from tvm_accel.testing.onnx_builder import run_qdq_reference, save
+    from tvm_accel.testing.onnx_cases import build_onnx_case
+
+    model = build_onnx_case("small_cnn_softmax")
+    path = save(model, tmp_path / "small.onnx")
+    pkg = compile_model(path, tmp_path / "pkg")
+    assert pkg.info.inputs[0]["dtype"] == "float32"
+    ins = random_inputs(str(path), 4, seed=2)
+    r = run_build(build_package(pkg.dir, "host"), [np.stack([s[0] for s in ins])])
+    for s in range(4):
+        np.testing.assert_array_equal(r.outputs[0][s], run_with_tvm(pkg.model.mod, ins[s][0]))
+        ref = run_qdq_reference(model, ins[s])[0]
+        assert np.abs(r.outputs[0][s].astype(np.float64) - ref).max() <= 1
