@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     ap.add_argument("--models", nargs="+", default=["resnet", "aww", "vww", "toycar"])
     ap.add_argument("--exact", action="store_true", help="int32 read-out and exact requantization on the core")
     ap.add_argument("--config", default="default")
-    ap.add_argument("--loops", default="hardware", choices=["hardware", "explicit"],
+    ap.add_argument("--loops", default="hardware", choices=["hardware", "explicit", "auto"],
                     help="LOOP_CONV_WS per tile (default) or explicit nests issued by the core (conv/dense)")
     ap.add_argument("--out", default=str(RESULTS / "gemmini.json"))
     args = ap.parse_args(argv)

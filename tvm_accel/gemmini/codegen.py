@@ -173,7 +173,20 @@ def fit_tile(layer: GemminiLayer, sched: LayerSchedule, acc_rows: int, dim: int)
     return tile, notes
 
 
-LOOPS = ("hardware", "explicit")
+LOOPS = ("hardware", "explicit", "auto")
+
+
+def hardware_loop_fits(layer: GemminiLayer, sched: LayerSchedule) -> bool:
+    """A hardware loop moves a tile's weights and inputs in every time it runs: it fits the
+    mapping when the mapping moves them in for every tile anyway (a single tile, or a loop order
+    in which every tile changes both). Otherwise the mapping keeps weights or inputs across
+    tiles, which only explicit nests can honour."""
+    trips = {d: -(-sched.bounds[d] // sched.tile[d]) for d in sched.bounds}
+    loops = [d for d in sched.order if trips.get(d, 1) > 1]
+    if not loops:
+        return True
+    inner = loops[-1]  # the innermost loop changes at every tile
+    return inner in ("C", "R", "S")  # reduction tiles change both weights and inputs
 
 
 def layer_c(layer: GemminiLayer, sched: LayerSchedule, symbol: str, *, exact: bool, index: int, dim: int = 16,
@@ -185,7 +198,7 @@ def layer_c(layer: GemminiLayer, sched: LayerSchedule, symbol: str, *, exact: bo
     if loops not in LOOPS:
         raise TvmAccelError(f"unknown loops {loops!r} (choose {' or '.join(LOOPS)})")
     mode = requant_mode(layer, exact)
-    explicit = loops == "explicit" and layer.kind != "dwconv"
+    explicit = layer.kind != "dwconv" and (loops == "explicit" or (loops == "auto" and not hardware_loop_fits(layer, sched)))
     if not explicit:
         tile, notes = fit_tile(layer, sched, acc_rows, dim)
     else:  # explicit nests use the memories as the mapping plans them
