@@ -56,7 +56,7 @@ import numpy as np
 
 from .arch import GemminiArch
 from .errors import ScheduleError
-from .layer import DIMS, REDUCTION_DIMS, Layer
+from .layer import REDUCTION_DIMS, Layer
 from .mapping import GemminiTiling, Mapping
 
 GROUPS = ("N", "K", "C", "PR", "QS")
