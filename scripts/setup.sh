@@ -34,9 +34,13 @@ if [ ! -f "$stamp" ]; then
     say "creating .venv with $($py --version)"
     "$py" -m venv .venv
   fi
-  say "installing Python packages into .venv (first time: a few minutes)"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q --pre -e '.[test]'
+  say "installing Python packages into .venv (first time: a few minutes; log in .venv/pip-install.log)"
+  if ! { .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q --pre -e '.[test]'; } \
+      > .venv/pip-install.log 2>&1; then
+    tail -n 40 .venv/pip-install.log >&2
+    say "pip install failed (full log: .venv/pip-install.log)"
+    exit 1
+  fi
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
