@@ -24,6 +24,7 @@ import dataclasses
 import math
 import os
 import sys
+import threading
 import time
 
 import highspy
@@ -35,25 +36,36 @@ from .errors import ScheduleError
 from .exhaustive import SearchPoint
 from .layer import Layer
 
+_QUIET_LOCK = threading.Lock()
+_QUIET_STATE = {"depth": 0, "saved": -1}
+
+
 @contextlib.contextmanager
 def quiet_stdout():
     """Silence C-level writes to stdout (HiGHS prints some diagnostics with printf even when
-    output_flag is off; they would corrupt the CLI's JSON)."""
+    output_flag is off; they would corrupt the CLI's JSON). Thread-safe: the first entrant
+    redirects file descriptor 1, the last one to leave restores it."""
     try:
         fd = sys.stdout.fileno()
     except (AttributeError, OSError, ValueError):  # stdout replaced (pytest capture): nothing to do
         yield
         return
-    sys.stdout.flush()
-    saved = os.dup(fd)
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    with _QUIET_LOCK:
+        if _QUIET_STATE["depth"] == 0:
+            sys.stdout.flush()
+            _QUIET_STATE["saved"] = os.dup(fd)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+        _QUIET_STATE["depth"] += 1
     try:
-        os.dup2(devnull, fd)
         yield
     finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-        os.close(devnull)
+        with _QUIET_LOCK:
+            _QUIET_STATE["depth"] -= 1
+            if _QUIET_STATE["depth"] == 0:
+                os.dup2(_QUIET_STATE["saved"], fd)
+                os.close(_QUIET_STATE["saved"])
 
 
 _TANGENT_STEP = 0.5  # log-space spacing of the initial tangent grid

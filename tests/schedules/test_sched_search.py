@@ -97,3 +97,15 @@ def test_layer_that_fits_nowhere_is_a_clear_error():
     for method in ("exhaustive", "cosa-ext", "heuristic"):
         with pytest.raises(ScheduleError, match="fit"):
             schedule_layer(layer, tiny, method)
+
+
+def test_concurrent_solves_keep_stdout(capfd):
+    """Solves silence HiGHS's C-level prints by redirecting fd 1; concurrent solves must leave
+    it restored."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    specs = ["conv:C=64,K=64,P=28,Q=28,R=3,S=3,pad=1", "matmul:M=256,K=256,N=256", "dense:C=512,K=100"] * 2
+    with ThreadPoolExecutor(3) as ex:
+        list(ex.map(lambda s: schedule_layer(s, ARCH, "cosa-ext"), specs))
+    print("still here")
+    assert "still here" in capfd.readouterr().out
