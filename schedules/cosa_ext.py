@@ -7,7 +7,7 @@ double buffering halves the capacities and overlaps loads with compute.
 
 Objective: every term of the cycle model (schedules.cost) is ``coef * prod_g v_g[choice_g]``,
 i.e. ``exp(y_m)`` with ``y_m`` linear in the one-hot variables. The model is
-``sum_m exp(y_m)`` (single buffering) or ``max(sum_compute, sum_dma) + sum_edge`` (double
+``sum_m exp(y_m)`` (single buffering) or ``max(sum_compute + sum_edge, sum_dma)`` (double
 buffering): convex in y. The MILP minimises it by outer approximation: each exp is bounded
 below by tangent cuts (an initial grid, then cuts at every new solution); the capacity
 constraint weights + inputs <= scratchpad is convex in the same way and cut likewise; the
@@ -151,7 +151,7 @@ class _CaseModel:
         kinds = [t.kind for t in self.cost_terms]
         t_idx = lambda ks: [self.t0 + i for i, k in enumerate(kinds) if k in ks]  # noqa: E731
         if db:
-            for group in (("compute", "edge"), ("dma", "edge")):
+            for group in (("compute", "edge"), ("dma",)):
                 cols = t_idx(group)
                 self._row(-inf, 0.0, cols + [self.z], [1.0] * len(cols) + [-1.0])
         else:
@@ -211,7 +211,7 @@ class _CaseModel:
         sums = {"compute": 0.0, "dma": 0.0, "edge": 0.0}
         for t in self.cost_terms:
             sums[t.kind] += self.value_of(t.name, choice)
-        cyc = (max(sums["compute"], sums["dma"]) + sums["edge"]) if self.db else sums["compute"] + sums["dma"]
+        cyc = max(sums["compute"] + sums["edge"], sums["dma"]) if self.db else sums["compute"] + sums["dma"]
         w = self.value_of("weight_rows", choice)
         i = self.value_of("input_rows", choice)
         a = self.value_of("acc_rows", choice)

@@ -37,8 +37,11 @@ at DRAM (partial sums stay in the accumulator), so three loop-order cases matter
 - ``red``: reduction split: weights and inputs loaded for every tile.
 
 Total: single buffering serialises ``compute + dma`` over all tiles; double buffering
-(half of each memory per tile) overlaps them: ``max(compute, dma) + first tile's loads +
-full tile's stores`` (an upper bound of the last, possibly ragged, tile's). Everything is summed over all tiles exactly (ragged ones included).
+(half of each memory per tile) overlaps them: the first tile's loads, then compute and the
+remaining transfers in parallel, then the last tile's stores, i.e.
+``edge + max(compute, dma - edge) = max(compute + edge, dma)`` with edge = the first tile's
+loads + one full tile's stores (an upper bound of the last, possibly ragged, tile's).
+Everything is summed over all tiles exactly (ragged ones included).
 
 Each term is a product of per-dimension-group factors (groups N, K, C, (P,R), (Q,S)), so
 the sum over all tiles factorises exactly: that is what lets the exhaustive search
@@ -318,7 +321,10 @@ def term_grid(term: Term, k_slice: slice | None = None) -> np.ndarray:
 
 
 def total_cycles(compute, dma, edge, double_buffer: bool):
-    return np.maximum(compute, dma) + edge if double_buffer else compute + dma
+    """Single buffering: compute + dma. Double buffering: the first tile's loads, then the
+    overlapped rest, then the last tile's stores: edge + max(compute, dma - edge) =
+    max(compute + edge, dma) (dma already contains the edge transfers once)."""
+    return np.maximum(compute + edge, dma) if double_buffer else compute + dma
 
 
 @dataclasses.dataclass(frozen=True)
