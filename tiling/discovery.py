@@ -252,15 +252,17 @@ def discover(mod, method: str = "auto", max_partitions: int = 25, max_mac_overhe
     return result
 
 
-def candidate_paths(mod, name: str = "model") -> list:
-    """Every FDT path of ``mod`` (through any kernel), for tests and exploration."""
+def candidate_paths(mod, method: str = "auto", name: str = "model") -> list:
+    """Every FDT and / or FFMT path of ``mod`` (through any kernel), for tests and exploration."""
     an = Analysis(mod, name=name)
     out = []
+    growers = {"fdt": [fdt.grow], "ffmt": [ffmt.grow], "auto": [fdt.grow, ffmt.grow]}[method]
     for v in an.values.values():
         if v.kernel:
-            for p in fdt.grow(an, v.name)[0]:
-                if p not in out:
-                    out.append(p)
+            for grow in growers:
+                for p in grow(an, v.name)[0]:
+                    if p not in out:
+                        out.append(p)
     return out
 
 

@@ -79,8 +79,29 @@ def test_bad_options(tmp_path):
         tiling.discover(model.mod, method="spatial")
     with pytest.raises(tiling.TilingError, match="max_partitions"):
         tiling.discover(model.mod, max_partitions=1)
-    with pytest.raises(tiling.TilingError, match="FFMT"):
-        tiling.discover(model.mod, method="ffmt")
+    with pytest.raises(tiling.TilingError, match="max_mac_overhead"):
+        tiling.discover(model.mod, max_mac_overhead=-1)
+
+
+def test_ffmt_hand_case_and_mac_bound(tmp_path):
+    """A 3x3 conv chain ending in a global average pool: FFMT strips sum into the pool (int32)
+    and recompute halo rows; with max_mac_overhead=0 only FDT (no recomputation) is allowed
+    (here FDT is even better: 16 channel partitions through the pool, concatenated)."""
+
+    def build(b):
+        x = b.input((1, 16, 8, 2), "int8", scale=0.03, zero_point=-5)
+        y = b.conv2d(x, b.random_weights((16, 3, 3, 2)), b.random_bias(16), padding="SAME", activation="RELU")
+        y = b.depthwise_conv2d(y, b.random_weights((1, 3, 3, 16)), b.random_bias(16), padding="SAME")
+        y = b.average_pool2d(y, (16, 8), (16, 8))
+        b.output(y)
+
+    model = _model(tmp_path, build)
+    res = tiling.discover(model.mod, method="ffmt", max_partitions=8)
+    assert res.paths and res.paths[0].method == "ffmt" and res.extra_macs > 0
+    assert res.arena_after < res.arena_before
+    _check_exact_and_planned(model, res)
+    bounded = tiling.discover(model.mod, method="auto", max_mac_overhead=0.0, rewrite_module=False)
+    assert bounded.extra_macs == 0 and bounded.paths and all(p.method == "fdt" for p in bounded.paths)
 
 
 @st.composite
@@ -126,13 +147,58 @@ def _build_chain(spec):
     return build
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-@given(spec=chains(), data=st.data())
-def test_random_chains_bit_exact(tmp_path_factory, spec, data):
+def _fdt_case(tmp_path_factory, spec, data):
     model = _model(tmp_path_factory.mktemp("chain"), _build_chain(spec), seed=spec[-1])
-    paths = tiling.candidate_paths(model.mod)
+    paths = tiling.candidate_paths(model.mod, method="fdt")
     assert paths, f"no FDT path in {spec}"
     path = data.draw(st.sampled_from(paths))
     n = data.draw(st.integers(2, path.channels))
     res = tiling.apply_paths(model.mod, [(path, n)])
+    assert res.extra_macs == 0
     _check_exact_and_planned(model, res, seed=spec[-1])
+
+
+def _ffmt_case(tmp_path_factory, spec, data):
+    """Strips with halos (random path and strip count): bit-exact, recomputed MACs >= 0, the
+    planned arena of the rewritten module never above the reported one."""
+    model = _model(tmp_path_factory.mktemp("chain"), _build_chain(spec), seed=spec[-1])
+    paths = tiling.candidate_paths(model.mod, method="ffmt")
+    assert paths, f"no FFMT path in {spec}"
+    path = data.draw(st.sampled_from(paths))
+    n = data.draw(st.integers(2, path.rows))
+    try:
+        res = tiling.apply_paths(model.mod, [(path, n)])
+    except ValueError:  # a strip that reads no row of some input (padding only): not a tiling
+        return
+    assert res.extra_macs >= 0
+    _check_exact_and_planned(model, res, seed=spec[-1])
+
+
+_FEW = settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+_MANY = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+@_FEW
+@given(spec=chains(), data=st.data())
+def test_random_chains_fdt_bit_exact(tmp_path_factory, spec, data):
+    _fdt_case(tmp_path_factory, spec, data)
+
+
+@_FEW
+@given(spec=chains(), data=st.data())
+def test_random_chains_ffmt_bit_exact(tmp_path_factory, spec, data):
+    _ffmt_case(tmp_path_factory, spec, data)
+
+
+@pytest.mark.slow
+@_MANY
+@given(spec=chains(), data=st.data())
+def test_many_random_chains_fdt(tmp_path_factory, spec, data):
+    _fdt_case(tmp_path_factory, spec, data)
+
+
+@pytest.mark.slow
+@_MANY
+@given(spec=chains(), data=st.data())
+def test_many_random_chains_ffmt(tmp_path_factory, spec, data):
+    _ffmt_case(tmp_path_factory, spec, data)
