@@ -40,3 +40,15 @@ def test_tiling_bad_option_one_line(tmp_path):
     r = _cli("memory-report", str(p), "--tiling", "fdt", "--max-partitions", "1")
     assert r.returncode != 0
     assert "max_partitions" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_run_host_tiled_equals_untiled(tmp_path):
+    """The C build on the host: the tiled model's outputs equal the untiled model's."""
+    p = _model(tmp_path)
+    runs = []
+    for extra in ([], ["--tiling", "auto"]):
+        r = _cli("run", str(p), "--board", "host", "--samples", "2", "--json", *extra)
+        assert r.returncode == 0, r.stderr
+        runs.append(json.loads(r.stdout))
+    assert runs[0]["outputs"] == runs[1]["outputs"]
+    assert runs[1]["tiling"]["paths"] and runs[1]["arena_bytes"] < runs[0]["arena_bytes"]

@@ -35,6 +35,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--plan", default="planner", choices=["planner", "no-reuse"], help="arena layout")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds before the run is abandoned (default 120)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    add_tiling_arguments(p)
     g = p.add_argument_group("gemmini target (Spike + the Gemmini extension)")
     g.add_argument("--schedule", default="cosa", choices=["cosa", "heuristic"],
                    help="tiling of offloaded layers: extended CoSA (default) or the library heuristic")
