@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tvm_accel.testing.tflite_builder import TFLiteBuilder
 
 
@@ -52,3 +54,15 @@ def test_run_host_tiled_equals_untiled(tmp_path):
         runs.append(json.loads(r.stdout))
     assert runs[0]["outputs"] == runs[1]["outputs"]
     assert runs[1]["tiling"]["paths"] and runs[1]["arena_bytes"] < runs[0]["arena_bytes"]
+
+
+@pytest.mark.slow
+def test_run_qemu_tiled_equals_untiled(tmp_path):
+    """The Cortex-M build on QEMU: the tiled model's outputs equal the untiled model's."""
+    p = _model(tmp_path)
+    runs = []
+    for extra in ([], ["--tiling", "auto"]):
+        r = _cli("run", str(p), "--board", "nucleo-f446re", "--samples", "2", "--json", *extra)
+        assert r.returncode == 0, r.stderr
+        runs.append(json.loads(r.stdout))
+    assert runs[0]["outputs"] == runs[1]["outputs"]
