@@ -77,6 +77,21 @@ def _cache_dir() -> Path | None:
 
 
 _MEMO: dict[str, LayerSchedule] = {}
+_SCHEDULES_VERSION: str | None = None
+
+
+def _schedules_version() -> str:
+    """A hash of the schedules package's source: cached mappings are dropped when it changes."""
+    global _SCHEDULES_VERSION
+    if _SCHEDULES_VERSION is None:
+        import schedules
+
+        h = hashlib.sha256()
+        for f in sorted(Path(schedules.__file__).parent.glob("*.py")):
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+        _SCHEDULES_VERSION = h.hexdigest()[:16]
+    return _SCHEDULES_VERSION
 
 
 def resolve_method(schedule: str) -> str:
@@ -86,14 +101,15 @@ def resolve_method(schedule: str) -> str:
 
 
 def schedule(layer: GemminiLayer, config, method: str = "cosa", time_limit: float = 10.0) -> LayerSchedule:
-    """The mapping of one layer (cached in memory and on disk by layer shape, configuration and method)."""
+    """The mapping of one layer (cached in memory and on disk by layer shape, configuration, method
+    and the schedules package's source)."""
     import schedules
     import spike_sim
 
     method = resolve_method(method)
     cfg = config if isinstance(config, spike_sim.GemminiConfig) else spike_sim.load_config(config)
     slayer = layer.schedule_layer()
-    key_text = json.dumps([slayer.spec(), cfg.to_dict(), method, time_limit], sort_keys=True)
+    key_text = json.dumps([slayer.spec(), cfg.to_dict(), method, time_limit, _schedules_version()], sort_keys=True)
     key = hashlib.sha256(key_text.encode()).hexdigest()[:24]
     if key in _MEMO:
         return _MEMO[key]
