@@ -94,15 +94,17 @@ def row_to_program(i: int, rec: dict, cfg: GemminiConfig, order_mode: str = "gem
     else:
         order = list(GEMMINI_ORDER)
     if matmul_path and R == 1 and S == 1 and (Q == 1 or Pp == 1) and stride == 1:
-        # matmul-shaped layer: Gemmini software runs it as a matmul (LOOP_WS) in DIM blocks
+        # matmul-shaped layer: Gemmini software runs it as a matmul, one LOOP_WS per tile (the
+        # mapping's tile sizes, in elements: a tile narrower than DIM is a padded block)
+        ti, tj, tk = tile["b"] * tile["orow"] * tile["ocol"], tile["och"], tile["kch"]
         d = cfg.dim
-        ti = -(-(tile["b"] * tile["orow"] * tile["ocol"]) // d)
-        tj, tk = -(-tile["och"] // d), -(-tile["kch"] // d)
-        while (ti * tk + tk * tj) * d > cfg.sp_rows // 2 and tk > 1:
-            tk -= 1
-        while ti * tj * d > cfg.acc_rows // 2 and ti > 1:
-            ti -= 1
-        return Row(i, layer, P.MatmulTiling(ti, tj, tk), rec["mapping.mapping"], float(rec["target.gemmini_cycle"]))
+        blocks = lambda n: -(-n // d)  # noqa: E731
+        while (blocks(ti) * blocks(tk) + blocks(tk) * blocks(tj)) * d > cfg.sp_rows // 2 and tk > d:
+            tk -= d
+        while blocks(ti) * blocks(tj) * d > cfg.acc_rows // 2 and ti > d:
+            ti -= d
+        return Row(i, layer, P.MatmulTiling(ti, tj, tk, elements=True), rec["mapping.mapping"],
+                   float(rec["target.gemmini_cycle"]))
     sp_rows, _ = P.conv_tile_rows(layer, cfg, tile)
     tiling = P.ConvTiling(tile, order, double_buffer=sp_rows <= cfg.sp_rows // 2)
     return Row(i, layer, tiling, rec["mapping.mapping"], float(rec["target.gemmini_cycle"]))

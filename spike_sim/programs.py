@@ -5,7 +5,7 @@ Plain data in, C out; no knowledge of any scheduler or compiler:
   * `ConvLayer` + `ConvTiling` (tile sizes and the order of the tile loops) -> `emit_conv()`:
     C statements that run the tiled convolution through the guest header gemmini_conv.h
     (one LOOP_CONV_WS per tile, computed in the guest, so big layers stay small programs).
-  * `MatmulTiling` -> `matmul_tile_calls()` / `emit_matmul()`: one LOOP_WS per tile.
+  * `MatmulTiling` -> `emit_matmul()`: one LOOP_WS per tile, through gemmini_matmul.h.
   * `CProgram`: buffers (initialised from numpy arrays or zero), a body, output checks
     against expected arrays; `source()` returns a complete guest program that prints one
     line per check (`check NAME mismatches=N`) and exits with the number of failed checks.
@@ -195,55 +195,36 @@ def emit_conv(layer: ConvLayer, tiling: ConvTiling, cfg: GemminiConfig, input: s
 # ------------------------------------------------------------------------ matmul
 @dataclasses.dataclass(frozen=True)
 class MatmulTiling:
-    """Tile sizes in DIM blocks along I (rows of A), J (cols of B), K (reduction)."""
+    """Tile sizes along I (rows of A), J (cols of B), K (reduction): in DIM blocks, or in
+    elements with `elements=True` (tiles that are not multiples of DIM are padded blocks)."""
     tile_i: int
     tile_j: int
     tile_k: int
     double_buffer: bool = True
-
-
-def matmul_tile_calls(M: int, N: int, K: int, tiling: MatmulTiling, cfg: GemminiConfig) -> Iterator[dict]:
-    """One LOOP_WS per tile, loop order i0, j0, k0 (bias at k0 = 0, output at the last k0)."""
-    dim = cfg.dim
-    bi, bj, bk = _ceil_div(M, dim), _ceil_div(N, dim), _ceil_div(K, dim)
-    ti, tj, tk = min(tiling.tile_i, bi), min(tiling.tile_j, bj), min(tiling.tile_k, bk)
-    half = cfg.sp_rows // 2
-    if (ti * tk + tk * tj) * dim > half or ti * tj * dim > cfg.acc_rows // 2:
-        raise SimulationError(f"matmul tile {ti}x{tj}x{tk} blocks does not fit half the scratchpad / the accumulator")
-    n = 0
-    for i0 in range(0, bi, ti):
-        for j0 in range(0, bj, tj):
-            for k0 in range(0, bk, tk):
-                I, J, KK = min(ti, bi - i0), min(tj, bj - j0), min(tk, bk - k0)
-                pad_i = I * dim - (min(M, (i0 + I) * dim) - i0 * dim)
-                pad_j = J * dim - (min(N, (j0 + J) * dim) - j0 * dim)
-                pad_k = KK * dim - (min(K, (k0 + KK) * dim) - k0 * dim)
-                yield dict(I=I, J=J, K=KK, pad_I=pad_i, pad_J=pad_j, pad_K=pad_k,
-                           a_off=(i0 * dim) * K + k0 * dim, b_off=(k0 * dim) * N + j0 * dim,
-                           d_row=j0 * dim, c_off=(i0 * dim) * N + j0 * dim,
-                           first=k0 == 0, last=k0 + KK >= bk,
-                           spad_id=(n % 2) if tiling.double_buffer else 0)
-                n += 1
+    elements: bool = False
 
 
 def emit_matmul(M: int, N: int, K: int, tiling: MatmulTiling, cfg: GemminiConfig, A: str, B: str, C: str,
                 bias: str | None, scale: float = 1.0, act: int = 0, full_C: bool = False) -> list[str]:
-    """C statements for C = act(scale * (A @ B + bias)) with LOOP_WS tiles.
+    """C statements for C = act(scale * (A @ B + bias)) with LOOP_WS tiles (gemmini_matmul.h).
 
     A: M x K int8 row-major, B: K x N int8, bias: N int32 (broadcast over rows) or None,
-    C: M x N int8 (or int32 if full_C).
+    C: M x N int8 (or int32 if full_C). Tiles are visited i, j, k (k innermost).
     """
-    cb = 4 if full_C else 1
-    lines = [f"gemmini_config_st_act({N * cb}, {act}, {float(scale)!r}f);",
-             "gemmini_extended4_config_ld(0, 1.0f, 0, DIM, 1, 2);"]
-    for c in matmul_tile_calls(M, N, K, tiling, cfg):
-        d = f"{bias} + {c['d_row'] * 4}" if (bias and c["first"]) else "0"
-        out = f"{C} + {c['c_off'] * cb}" if c["last"] else "0"
-        lines.append(
-            f"gemmini_loop_ws({c['I']}, {c['J']}, {c['K']}, {c['pad_I']}, {c['pad_J']}, {c['pad_K']}, "
-            f"{A} + {c['a_off']}, {B} + {c['b_off']}, {d}, {out}, {K}, {N}, 0, {N}, 0, 0, "
-            f"{1 if full_C else 0}, 0, {0 if c['first'] else 1}, {act}, {c['spad_id']}, {c['spad_id']});")
-    return lines
+    dim = cfg.dim
+    if tiling.elements:
+        ti, tj, tk = (max(1, min(t, n)) for t, n in ((tiling.tile_i, M), (tiling.tile_j, N), (tiling.tile_k, K)))
+    else:
+        ti, tj, tk = (max(1, min(t * dim, _ceil_div(n, dim) * dim)) for t, n in
+                      ((tiling.tile_i, M), (tiling.tile_j, N), (tiling.tile_k, K)))
+    bi, bj, bk = _ceil_div(ti, dim), _ceil_div(tj, dim), _ceil_div(tk, dim)
+    if (bi * bk + bk * bj) * dim > cfg.sp_rows // 2 or bi * bj * dim > cfg.acc_rows // 2:
+        raise SimulationError(f"matmul tile {ti}x{tj}x{tk} does not fit half the scratchpad / half the accumulator")
+    return [
+        f"spike_sim_matmul({M}, {N}, {K}, {ti}, {tj}, {tk}, {int(tiling.double_buffer)}, (const uint8_t*)({A}), "
+        f"(const uint8_t*)({B}), (uint8_t*)({C}), {f'(const uint8_t*)({bias})' if bias else '0'}, "
+        f"{float(scale)!r}f, {act}, {int(full_C)});"
+    ]
 
 
 # ------------------------------------------------------------------------ whole programs
@@ -285,7 +266,8 @@ class CProgram:
 
     def source(self) -> str:
         out = ["#include <stdint.h>", "#include <stdio.h>", "#include <string.h>",
-               '#include "gemmini.h"', '#include "gemmini_conv.h"', '#include "spike_sim.h"', ""]
+               '#include "gemmini.h"', '#include "gemmini_conv.h"', '#include "gemmini_matmul.h"',
+               '#include "spike_sim.h"', ""]
         for name, size, data in self.buffers:
             if data is None:
                 out.append(f"static uint8_t {name}[{size}] __attribute__((aligned(64)));")

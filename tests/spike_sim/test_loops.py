@@ -23,6 +23,9 @@ def random_matmul_case(rng, cfg, n):
         M, N, K = (dim * int(rng.integers(1, 5)) for _ in range(3))
     bi, bj, bk = -(-M // dim), -(-N // dim), -(-K // dim)
     tiling = P.MatmulTiling(int(rng.integers(1, bi + 1)), int(rng.integers(1, bj + 1)), int(rng.integers(1, bk + 1)))
+    if n % 4 == 1:  # tiles in elements, not multiples of DIM
+        tiling = P.MatmulTiling(int(rng.integers(1, M + 1)), int(rng.integers(1, N + 1)), int(rng.integers(1, K + 1)),
+                                elements=True)
     has_bias = bool(rng.integers(0, 2))
     full_C = n % 7 == 3
     act = int(rng.integers(0, 2))
