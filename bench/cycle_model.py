@@ -73,7 +73,7 @@ GEMMINI_ORDER = ("b", "orow", "ocol", "och", "krow", "kcol", "kch")  # Gemmini's
 
 
 def row_to_program(i: int, rec: dict, cfg: GemminiConfig, order_mode: str = "gemmini", round_channels: bool = False,
-                   matmul_path: bool = True) -> Row:
+                   matmul_path: bool = True, matmul_tiles: str = "blocks") -> Row:
     from schedules.mapping import Mapping  # the Timeloop-notation parser lives in schedules
 
     g = lambda k: int(float(rec[f"prob.{k}"]))  # noqa: E731
@@ -94,10 +94,13 @@ def row_to_program(i: int, rec: dict, cfg: GemminiConfig, order_mode: str = "gem
     else:
         order = list(GEMMINI_ORDER)
     if matmul_path and R == 1 and S == 1 and (Q == 1 or Pp == 1) and stride == 1:
-        # matmul-shaped layer: Gemmini software runs it as a matmul, one LOOP_WS per tile (the
-        # mapping's tile sizes, in elements: a tile narrower than DIM is a padded block)
+        # matmul-shaped layer: Gemmini software runs it as a matmul, one LOOP_WS per tile;
+        # "blocks": the mapping's tiles rounded up to whole DIM blocks (the better fit to the
+        # measurements), "elements": the mapping's tiles as they are (padded blocks)
         ti, tj, tk = tile["b"] * tile["orow"] * tile["ocol"], tile["och"], tile["kch"]
         d = cfg.dim
+        if matmul_tiles == "blocks":
+            ti, tj, tk = (min(-(-t // d) * d, -(-n // d) * d) for t, n in ((ti, N * Pp * Q), (tj, K), (tk, C)))
         blocks = lambda n: -(-n // d)  # noqa: E731
         while (blocks(ti) * blocks(tk) + blocks(tk) * blocks(tj)) * d > cfg.sp_rows // 2 and tk > d:
             tk -= d
@@ -230,6 +233,8 @@ def main(argv=None) -> int:
     ap.add_argument("--round-channels", action="store_true", help="round channel tiles up to whole mesh widths")
     ap.add_argument("--no-matmul-path", action="store_true",
                     help="run matmul-shaped layers (1x1 kernel, one output row or column) as convolutions too")
+    ap.add_argument("--matmul-tiles", choices=("blocks", "elements"), default="blocks",
+                    help="matmul-shaped layers: tiles rounded up to DIM blocks, or the mapping's tiles as they are")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if not args.data.is_file():
@@ -245,7 +250,8 @@ def main(argv=None) -> int:
         rows, skipped = [], []
         for i, rec in chosen:
             try:
-                row = row_to_program(i, rec, cfg, args.order, args.round_channels, not args.no_matmul_path)
+                row = row_to_program(i, rec, cfg, args.order, args.round_channels, not args.no_matmul_path,
+                                     args.matmul_tiles)
                 build_row(row, cfg, work)
                 rows.append(row)
             except Exception as err:  # noqa: BLE001 - reported per row
