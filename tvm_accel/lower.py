@@ -566,6 +566,10 @@ class _Lowering:
                         call = p.call
                         if isinstance(call, relax.Call):
                             call = relax.Call(call.op, [remap(a) for a in call.args], call.attrs, call.ty_args)
+                        elif isinstance(call, relax.Tuple):
+                            call = remap(call)
+                        elif isinstance(call, relax.TupleGetItem):
+                            call = relax.TupleGetItem(remap(call.tuple_value), call.index)
                         new_of[var] = bb.emit(call, name_hint=var.name)
                         name = _op_name(p.call)
                         if name and _is_float_compute(p.call):

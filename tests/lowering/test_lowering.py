@@ -52,3 +52,16 @@ def test_random_single_operator_models(seed, tmp_path):
     path = tmp_path / f"random{seed}.tflite"
     path.write_bytes(data)
     _check(path, n=3, seed=seed)
+
+
+def test_model_with_two_outputs(tmp_path):
+    from tvm_accel.testing.tflite_builder import TFLiteBuilder
+
+    b = TFLiteBuilder(seed=4)
+    x = b.input((1, 8, 8, 3), "int8", scale=0.03, zero_point=-5)
+    y = b.conv2d(x, b.random_weights((6, 3, 3, 3)), b.random_bias(6), stride=2, activation="RELU")
+    z = b.average_pool2d(y, 2, stride=2)
+    b.output(y, z)
+    path = tmp_path / "two_outputs.tflite"
+    path.write_bytes(b.finish())
+    _check(path, n=3)
