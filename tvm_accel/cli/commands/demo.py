@@ -29,6 +29,8 @@ def register(sub):
     p.add_argument("--board", default="mps2-an386", help="Cortex-M board for step 3 (default mps2-an386)")
     p.add_argument("--skip", action="append", default=[], choices=["memory", "cortexm", "gemmini"],
                    help="leave out a step (repeatable)")
+    p.add_argument("--fp32-requant", action="store_true",
+                   help="Gemmini step: requantize with Gemmini's fp32 scale on mvout instead of exactly on the core")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
     return p
@@ -114,7 +116,7 @@ def run(args) -> int:
         m = result["memory"]
         nr = f", no reuse {m['no_reuse_bytes']:,} B"
         lines.append(f"[2] memory plan: arena {m['arena_bytes']:,} B (lower bound {m['lower_bound_bytes']:,} B; "
-                     f"TFLite Micro's greedy {m['tflm_greedy_bytes']:,} B{nr}), planned in {seconds * 1000:.0f} ms")
+                     f"TFLite Micro's greedy {m['tflm_greedy_bytes']:,} B{nr}), planned in {seconds * 1000:.1f} ms")
 
     # 3. Cortex-M on QEMU ----------------------------------------------------------------------
     from ...deploy import RunRequest, run as deploy_run
@@ -135,17 +137,31 @@ def run(args) -> int:
 
     # 4. Gemmini on Spike ----------------------------------------------------------------------
     if "gemmini" not in args.skip:
-        print("[4/4] Gemmini offload, RISC-V binary on Spike with the Gemmini extension", file=sys.stderr)
+        mode = "fp32 scaling on mvout" if args.fp32_requant else "exact requantization on the core"
+        print(f"[4/4] Gemmini offload ({mode}), RISC-V binary on Spike with the Gemmini extension", file=sys.stderr)
         rep = deploy_run(RunRequest(model=model, target="gemmini", inputs=stacked_inputs, samples=args.inputs,
-                                    seed=args.seed, progress=_progress))
-        entry = {"machine": rep.machine, "extra": {k: v for k, v in rep.extra.items() if _jsonable(v)}}
+                                    seed=args.seed, progress=_progress,
+                                    options={"exact": not args.fp32_requant, "schedule": "cosa"}))
+        layers = rep.extra.get("layers", [])
+        offloaded = [r for r in layers if r.get("offloaded")]
+        per_inference = rep.extra.get("cycles") or [0]
+        entry = {"machine": rep.machine, "requantization": mode, "cycles_per_inference": per_inference,
+                 "layers": [{k: v for k, v in r.items() if _jsonable(v)} for r in layers]}
         if reference is not None:
             entry["agreement"] = _compare(rep.outputs, reference)
         result["gemmini"] = entry
-        agree = f"{_verdict(entry['agreement'])} vs TFLite" if "agreement" in entry else "ran"
-        cycles = rep.extra.get("cycles")
-        cyc = f", {int(cycles):,} cycles" if cycles else ""
-        lines.append(f"[4] Gemmini on Spike ({rep.machine}): {agree}{cyc}")
+        agree = f"{_verdict(entry['agreement'])} vs TFLite; " if "agreement" in entry else ""
+        lines.append(f"[4] Gemmini on Spike, {mode}: {agree}{int(per_inference[0]):,} cycles per inference, "
+                     f"{len(offloaded)} of {len(layers)} operators offloaded")
+        from ...summary import format_table
+
+        rows = [{"op": f"{r['name']} {r['kind']}", "macs": f"{r.get('macs', 0):,}",
+                 "cycles": f"{r['cycles']:,}" if "cycles" in r else "",
+                 "util": f"{100 * r['utilization']:.1f}%" if "utilization" in r else "",
+                 "where": "gemmini" if r.get("offloaded") else "core"} for r in layers if r.get("macs")]
+        if rows:
+            lines.append(format_table(rows, [("op", "layer"), ("where", "on"), ("macs", "MACs"),
+                                             ("cycles", "cycles"), ("util", "utilization")]))
 
     if args.json:
         print(json.dumps(result, indent=2, default=str))
