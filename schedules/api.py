@@ -19,7 +19,7 @@ from typing import Any
 from .arch import GemminiArch, load_arch
 from .cosa import cosa_search
 from .cosa_ext import cosa_ext_search
-from .cost import CASE_ORDER, CycleEstimate, evaluate
+from .cost import CASE_ORDER, CycleEstimate, Execution, as_execution, evaluate
 from .errors import ScheduleError
 from .exhaustive import SearchLimitExceeded, SearchPoint, exhaustive_search
 from .heuristic import library_mapping
@@ -42,6 +42,7 @@ class ScheduleResult:
     optimal: bool  # proven optimal for its method's objective
     warnings: list[str] = dataclasses.field(default_factory=list)
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    execution: Execution = dataclasses.field(default_factory=Execution)  # what the model costed
 
     @property
     def cycles(self) -> float:
@@ -67,6 +68,8 @@ class ScheduleResult:
             "trips": {d: t.trips[d] for d in "GNKCPQRS"},
             "order": list(t.order),
             "double_buffer": t.double_buffer_sp,
+            "loops": self.execution.loops,
+            "readout": self.execution.readout,
             "cycles": self.estimate.cycles,
             "compute_cycles": self.estimate.compute_cycles,
             "dma_cycles": self.estimate.dma_cycles,
@@ -91,8 +94,16 @@ def schedule_layer(
     *,
     time_limit: float = 10.0,
     exhaustive_limit: float = 5e7,
+    loops: str = "explicit",
+    readout: str = "int8",
 ) -> ScheduleResult:
     """Schedule one layer on a Gemmini configuration (name, path, GemminiConfig or GemminiArch).
+
+    ``loops`` / ``readout``: how the code generator realises the mapping (see
+    :class:`schedules.cost.Execution`); every method is ranked, and the result costed, under the
+    model of that code: ``loops="hardware"`` for one LOOP_CONV_WS / LOOP_WS per tile (no reuse
+    across tiles), ``"explicit"`` for nests that keep weights / inputs across tiles;
+    ``readout`` "int8" (per-tensor scale), "per-channel" (one mvout per channel) or "int32".
 
     Raises ScheduleError for a bad layer / method / configuration, or a layer that no tiling
     fits. Solver failures do not raise: they fall back to the heuristic with a warning."""
@@ -101,6 +112,7 @@ def schedule_layer(
     if method not in METHODS:
         raise ScheduleError(f"unknown method {method!r} (choose from {', '.join(METHODS)})")
     arch = load_arch(config)
+    ex = as_execution(loops=loops, readout=readout)
     t0 = time.perf_counter()
     try:
         heur = library_mapping(layer, arch)
@@ -118,7 +130,7 @@ def schedule_layer(
         mapping = heur
     elif method == "exhaustive":
         try:
-            best, npts = exhaustive_search(layer, arch, exhaustive_limit)
+            best, npts = exhaustive_search(layer, arch, exhaustive_limit, execution=ex)
             mapping = _point_mapping(layer, arch, best)
             optimal = True
             details["points"] = npts
@@ -127,10 +139,10 @@ def schedule_layer(
     elif method == "cosa-ext":
         inc = None
         if heur is not None:
-            est = evaluate(layer, heur, arch)
+            est = evaluate(layer, heur, arch, ex)
             g = heur.gemmini()
             inc = SearchPoint("heuristic", g.double_buffer_sp, g.tile, est.cycles)
-        best, stats = cosa_ext_search(layer, arch, inc, time_limit=time_limit)
+        best, stats = cosa_ext_search(layer, arch, inc, time_limit=time_limit, execution=ex)
         details.update(milps=stats.milps, iterations=stats.iterations, cuts=stats.cuts,
                        lower_bound=stats.lower_bound if math.isfinite(stats.lower_bound) else None)
         if best is None:
@@ -166,5 +178,5 @@ def schedule_layer(
         mapping, produced_by, optimal = heur, "heuristic", False
     solve_time = time.perf_counter() - t0
     check_mapping(layer, mapping, arch)
-    est = evaluate(layer, mapping, arch)
-    return ScheduleResult(layer, arch, mapping, est, method, produced_by, solve_time, optimal, warnings, details)
+    est = evaluate(layer, mapping, arch, ex)
+    return ScheduleResult(layer, arch, mapping, est, method, produced_by, solve_time, optimal, warnings, details, ex)

@@ -23,8 +23,9 @@ TIMING_KEYS = (
     "command_issue_cycles",
     "mvout_rows_per_cycle",
 )
-#: Read when present (DRAM requests in flight: narrow rows are latency-bound).
-OPTIONAL_TIMING_KEYS = ("dma_max_inflight",)
+#: Read when present: DRAM requests in flight (narrow rows are latency-bound); CPU cycles per
+#: RoCC command (the host's per-tile cost of issuing a hardware loop, Execution(loops="hardware")).
+OPTIONAL_TIMING_KEYS = ("dma_max_inflight", "rocc_issue_cycles")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +47,7 @@ class GemminiArch:
         for k in TIMING_KEYS:
             if not config.timing[k] >= 0:
                 raise ScheduleError(f"Gemmini configuration {config.name}: timing {k}={config.timing[k]} must be >= 0")
-        for k in ("dma_bytes_per_cycle", "compute_rows_per_cycle", "mvout_rows_per_cycle", *OPTIONAL_TIMING_KEYS):
+        for k in ("dma_bytes_per_cycle", "compute_rows_per_cycle", "mvout_rows_per_cycle", "dma_max_inflight"):
             if k not in config.timing:
                 continue
             if config.timing[k] <= 0:

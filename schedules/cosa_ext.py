@@ -31,7 +31,7 @@ import highspy
 import numpy as np
 
 from .arch import GemminiArch
-from .cost import CASE_FLAGS, CASES, Candidates, Term, build_terms, layer_candidates, pareto_prune
+from .cost import CASE_FLAGS, CASES, Candidates, Execution, Term, as_execution, build_terms, layer_candidates, pareto_prune
 from .errors import ScheduleError
 from .exhaustive import SearchPoint
 from .layer import Layer
@@ -84,13 +84,15 @@ class MilpStats:
 class _CaseModel:
     """The OA master MILP of one (case, double_buffer)."""
 
-    def __init__(self, layer: Layer, arch: GemminiArch, case: str, db: bool, scale: float, time_limit: float):
+    def __init__(self, layer: Layer, arch: GemminiArch, case: str, db: bool, scale: float, time_limit: float,
+                 execution: Execution | None = None):
         self.layer, self.case, self.db = layer, case, db
         self.cands: Candidates = layer_candidates(layer, arch, case)
         w_mult, i_mult = CASE_FLAGS[case]
-        terms = build_terms(layer, arch, self.cands, w_mult, i_mult, db)
+        ex = as_execution(execution)
+        terms = build_terms(layer, arch, self.cands, w_mult, i_mult, db, ex)
         self.cands, self.terms = pareto_prune(self.cands, terms)
-        self.cap_sp, self.cap_acc = arch.capacity(db)
+        self.cap_sp, self.cap_acc = ex.capacity(arch, db)
         self.scale = scale
         sizes = self.cands.sizes()
         self.offsets = np.cumsum([0, *sizes])
@@ -264,8 +266,8 @@ class _CaseModel:
 
 
 def cosa_ext_search(layer: Layer, arch: GemminiArch, incumbent: SearchPoint | None = None,
-                    gap: float = 1e-3, time_limit: float = 10.0, max_iterations: int = 60
-                    ) -> tuple[SearchPoint | None, MilpStats]:
+                    gap: float = 1e-3, time_limit: float = 10.0, max_iterations: int = 60,
+                    execution: Execution | None = None) -> tuple[SearchPoint | None, MilpStats]:
     """The extended-CoSA optimum over all loop-order cases and double buffering on/off.
 
     ``incumbent`` (e.g. the library's choice) seeds the upper bound. Returns the best point
@@ -284,10 +286,10 @@ def cosa_ext_search(layer: Layer, arch: GemminiArch, incumbent: SearchPoint | No
                 stats.proven = False
                 lbs.append(-math.inf)
                 continue
-            if min(arch.capacity(db)) < 1:  # not even one row per tile: nothing fits
+            if min(as_execution(execution).capacity(arch, db)) < 1:  # not even one row per tile: nothing fits
                 lbs.append(math.inf)
                 continue
-            model = _CaseModel(layer, arch, case, db, scale, remaining)
+            model = _CaseModel(layer, arch, case, db, scale, remaining, execution)
             stats.milps += 1
             case_lb = -math.inf
             for _ in range(max_iterations):

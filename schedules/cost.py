@@ -78,6 +78,74 @@ CASE_ORDER = {
 }
 
 
+LOOP_STYLES = ("explicit", "hardware")
+READOUTS = ("int8", "per-channel", "int32")
+
+
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """How the code that runs a mapping is realised: what the cycle model must cost.
+
+    ``loops``:
+      - ``"explicit"`` (default): the core issues mvin / preload / compute / mvout itself and
+        honours the reuse of the loop order (a tensor is moved in again only when a loop that
+        indexes it advanced, :meth:`GemminiTiling.tiles`);
+      - ``"hardware"``: one LOOP_CONV_WS / LOOP_WS per DRAM tile. The loop moves its weights
+        and inputs in on every call (no reuse across tiles: weight traffic multiplied by the N,
+        P, Q trips, input traffic by the K trips, whatever the order), the host sends
+        ``HW_LOOP_COMMANDS`` RoCC commands per tile (six configurations and the loop, each
+        ``rocc_issue_cycles``), and a loop may use only half of the accumulator (the loop
+        unrollers alternate halves).
+    ``readout`` (how results leave the accumulator after the last reduction tile):
+      - ``"int8"``: one scaled mvout per DIM block of channels (per-tensor fp32 scale);
+      - ``"per-channel"``: per-channel fp32 scales; the store unit has one scale per
+        configuration, so each channel is moved out by its own mvouts (one CONFIG store per
+        channel, channel j of a block moves j+1 columns); with hardware loops the loop also
+        writes its own int8 output first;
+      - ``"int32"``: the int32 accumulator rows are moved out (4 bytes per value) for
+        requantization on the core; with hardware loops the loop also writes its int8 output.
+    """
+
+    loops: str = "explicit"
+    readout: str = "int8"
+
+    def __post_init__(self):
+        if self.loops not in LOOP_STYLES:
+            raise ScheduleError(f"unknown loop style {self.loops!r} (choose {' or '.join(LOOP_STYLES)})")
+        if self.readout not in READOUTS:
+            raise ScheduleError(f"unknown read-out {self.readout!r} (choose {', '.join(READOUTS)})")
+
+    @property
+    def hardware(self) -> bool:
+        return self.loops == "hardware"
+
+    def capacity(self, arch: GemminiArch, double_buffer: bool) -> tuple[int, int]:
+        """(scratchpad rows, accumulator rows) one tile may use."""
+        sp, acc = arch.capacity(double_buffer)
+        if self.hardware:  # a hardware loop uses one half of the accumulator
+            acc = min(acc, arch.acc_rows // 2)
+        return sp, acc
+
+    def flags(self, w_mult: Iterable[str], i_mult: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]:
+        """The reuse flags of a loop order under this execution (hardware loops: none)."""
+        if self.hardware:
+            return frozenset("NPQ"), frozenset("K")
+        return frozenset(w_mult), frozenset(i_mult)
+
+
+DEFAULT_EXECUTION = Execution()
+#: RoCC commands the host sends per hardware-loop tile (LOOP_CONV_WS: six CONFIGs + the loop).
+HW_LOOP_COMMANDS = 7
+
+
+def as_execution(execution: "Execution | None" = None, *, loops: str | None = None,
+                 readout: str | None = None) -> Execution:
+    e = execution or DEFAULT_EXECUTION
+    if loops is not None or readout is not None:
+        e = Execution(loops or e.loops, readout or e.readout)
+    return e
+
+
 def dim_candidates(bound: int, dim: int, full: bool = False, blocked: bool = False) -> np.ndarray:
     """Every tile size of one dimension of extent ``bound`` (``full``: only the bound).
     ``blocked`` (K and C, split into DIM blocks on the mesh): above DIM only multiples of DIM
@@ -180,9 +248,11 @@ def build_terms(
     w_mult: Iterable[str],
     i_mult: Iterable[str],
     double_buffer: bool,
+    execution: Execution | None = None,
 ) -> list[Term]:
     """Every term of the cycle model and of the footprints, over the candidate grid."""
-    w_mult, i_mult = frozenset(w_mult), frozenset(i_mult)
+    ex = execution or DEFAULT_EXECUTION
+    w_mult, i_mult = ex.flags(w_mult, i_mult)
     t = arch.timing
     dim, bus, cols = arch.dim, arch.dma_bus_bytes, arch.max_mvin_cols
     beat = bus / t["dma_bytes_per_cycle"]
@@ -200,6 +270,20 @@ def build_terms(
         full, rest = k // dim, k % dim
         blk = lambda b: np.maximum(1.0 / t["mvout_rows_per_cycle"], xfer(b))  # noqa: E731
         return full * blk(np.full_like(k, dim)) + np.where(rest > 0, blk(np.maximum(rest, 1)), 0.0)
+
+    def store_row_int32(k):
+        """Store cycles of one output row of k int32 (full-width read-out), per DIM block."""
+        full, rest = k // dim, k % dim
+        blk = lambda b: np.maximum(1.0 / t["mvout_rows_per_cycle"], xfer(4 * b))  # noqa: E731
+        return full * blk(np.full_like(k, dim)) + np.where(rest > 0, blk(np.maximum(rest, 1)), 0.0)
+
+    # per-channel read-out: channel j (0-based) of a block moves j+1 columns of each row
+    chan = np.maximum(1.0 / t["mvout_rows_per_cycle"], xfer(np.arange(1, dim + 1, dtype=np.int64)))
+    chan_cum = np.concatenate([[0.0], np.cumsum(chan)])
+
+    def store_row_per_channel(k):
+        """Store cycles of one output row of k channels moved out channel by channel."""
+        return (k // dim) * chan_cum[dim] + chan_cum[k % dim]
     issue = t["command_issue_cycles"]
     conv_rows = layer.P * layer.Q > 1
     G = float(layer.G)
@@ -253,11 +337,29 @@ def build_terms(
         add("dma", "bias_xfer", G, _agg(N, ident), _agg(K, lambda k: xfer(4 * k)), ones_c,
             _agg(P, ident), _agg(Q, ident))
         add("dma", "bias_mvins", G * issue, _agg(N, rn), _agg(K, kb), ones_c, _agg(P, rp), _agg(Q, rq))
-    add("dma", "output_store", G, _agg(N, ident), _agg(K, store_row), ones_c,
-        _agg(P, ident), _agg(Q, ident))
-    add("dma", "output_mvouts", G * issue, _agg(N, rn), _agg(K, kb), ones_c, _agg(P, rp), _agg(Q, rq))
+    # read-out: the int8 output of the loop / one scaled mvout per block, and / or the
+    # per-channel or int32 read-out (see Execution)
+    int8_out = ex.readout == "int8" or ex.hardware
+    if int8_out:
+        add("dma", "output_store", G, _agg(N, ident), _agg(K, store_row), ones_c,
+            _agg(P, ident), _agg(Q, ident))
+        add("dma", "output_mvouts", G * issue, _agg(N, rn), _agg(K, kb), ones_c, _agg(P, rp), _agg(Q, rq))
+    if ex.readout == "per-channel":
+        add("dma", "channel_store", G, _agg(N, ident), _agg(K, store_row_per_channel), ones_c,
+            _agg(P, ident), _agg(Q, ident))
+        add("dma", "channel_mvouts", G * issue, _agg(N, rn), _agg(K, ident), ones_c, _agg(P, rp), _agg(Q, rq))
+        add("dma", "channel_configs", G * issue, _agg(N, one), _agg(K, ident), ones_c, _agg(P, one), _agg(Q, one))
+    elif ex.readout == "int32":
+        add("dma", "int32_store", G, _agg(N, ident), _agg(K, store_row_int32), ones_c,
+            _agg(P, ident), _agg(Q, ident))
+        add("dma", "int32_mvouts", G * issue, _agg(N, rn), _agg(K, kb), ones_c, _agg(P, rp), _agg(Q, rq))
     add("dma", "dma_latency", G * t["dma_latency"], _agg(N, one), _agg(K, one), _agg(C, one),
         _agg2(P, R, lambda p, r: one(p)), _agg2(Q, S, lambda q, s: one(q)))
+    if ex.hardware:
+        # the host issues every tile's loop: HW_LOOP_COMMANDS RoCC commands (a serial cost of
+        # the command stream that the loop's own commands then follow)
+        add("dma", "loop_issue", G * HW_LOOP_COMMANDS * t.get("rocc_issue_cycles", 0.0), _agg(N, one),
+            _agg(K, one), _agg(C, one), _agg2(P, R, lambda p, r: one(p)), _agg2(Q, S, lambda q, s: one(q)))
     if double_buffer:
         # prologue: the first (full) tile's loads; epilogue: the last tile's stores
         n, k, c, p, r, q, s = N.t, K.t, C.t, P.t, R.t, Q.t, S.t
@@ -270,8 +372,15 @@ def build_terms(
             add("edge", "first_bias_mvins", issue, rn(n), kb(k), one(c), rp(p), rq(q))
         add("edge", "first_latency", t["dma_latency"], one(n), one(k), one(c), one(p), one(q))
         # (the drain is costed as one full tile's stores: an upper bound when the last tile is ragged)
-        add("edge", "drain_outputs", 1, n, store_row(k), one(c), p, q)
-        add("edge", "drain_mvouts", issue, rn(n), kb(k), one(c), rp(p), rq(q))
+        if int8_out:
+            add("edge", "drain_outputs", 1, n, store_row(k), one(c), p, q)
+            add("edge", "drain_mvouts", issue, rn(n), kb(k), one(c), rp(p), rq(q))
+        if ex.readout == "per-channel":
+            add("edge", "drain_channels", 1, n, store_row_per_channel(k), one(c), p, q)
+            add("edge", "drain_channel_mvouts", issue, rn(n), k, one(c), rp(p), rq(q))
+        elif ex.readout == "int32":
+            add("edge", "drain_int32", 1, n, store_row_int32(k), one(c), p, q)
+            add("edge", "drain_int32_mvouts", issue, rn(n), kb(k), one(c), rp(p), rq(q))
     # footprints of the full tile, in rows
     n, k, c, p, r, q, s = N.t, K.t, C.t, P.t, R.t, Q.t, S.t
     add("sp_w", "weight_rows", 1, one(n), kb(k), c, r, s)
@@ -368,8 +477,10 @@ def order_flags(tiling: GemminiTiling) -> tuple[frozenset[str], frozenset[str]]:
     return outer_irrelevant("GKCRS", "NPQ"), outer_irrelevant("GNCPQRS", "K")
 
 
-def evaluate(layer: Layer, mapping: Mapping | GemminiTiling, arch: GemminiArch) -> CycleEstimate:
-    """Modelled cycles of one mapping (the same formulas the searches use)."""
+def evaluate(layer: Layer, mapping: Mapping | GemminiTiling, arch: GemminiArch,
+             execution: Execution | None = None) -> CycleEstimate:
+    """Modelled cycles of one mapping (the same formulas the searches use) when it is realised
+    as ``execution`` says (default: explicit nests with reuse, one int8 mvout per block)."""
     tiling = mapping.gemmini() if isinstance(mapping, Mapping) else mapping
     if tiling.bounds != layer.bounds:
         raise ScheduleError(f"mapping bounds {tiling.bounds} do not match layer {layer.label}")
@@ -379,7 +490,7 @@ def evaluate(layer: Layer, mapping: Mapping | GemminiTiling, arch: GemminiArch) 
         raise ScheduleError("the cycle model needs scratchpad and accumulator both double-buffered or neither")
     db = tiling.double_buffer_sp
     w_mult, i_mult = order_flags(tiling)
-    terms = build_terms(layer, arch, Candidates.single(tiling.tile), w_mult, i_mult, db)
+    terms = build_terms(layer, arch, Candidates.single(tiling.tile), w_mult, i_mult, db, execution)
     vals = {tm.name: float(term_grid(tm).ravel()[0]) for tm in terms}
     by_kind: dict[str, float] = {}
     for tm in terms:

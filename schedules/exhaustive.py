@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from .arch import GemminiArch
-from .cost import CASE_FLAGS, CASES, Candidates, build_terms, layer_candidates, pareto_prune, term_grid, total_cycles
+from .cost import CASE_FLAGS, CASES, Candidates, Execution, as_execution, build_terms, layer_candidates, pareto_prune, term_grid, total_cycles
 from .errors import ScheduleError
 from .layer import Layer
 
@@ -49,19 +49,20 @@ def _red_mask(layer: Layer, cands: Candidates, k_slice: slice) -> np.ndarray:
 
 def best_in_case(layer: Layer, arch: GemminiArch, case: str, double_buffer: bool,
                  cands: Candidates | None = None, cutoff: float = np.inf, prune: bool = True,
-                 max_points: float = np.inf) -> SearchPoint | None:
+                 max_points: float = np.inf, execution: Execution | None = None) -> SearchPoint | None:
     """The best feasible tiling of one case (None if nothing fits below ``cutoff``).
     ``prune``: drop per-group dominated candidates first (exact, see cost.pareto_prune).
     Raises SearchLimitExceeded if more than ``max_points`` tilings remain to evaluate."""
     cands = cands or layer_candidates(layer, arch, case)
     w_mult, i_mult = CASE_FLAGS[case]
-    terms = build_terms(layer, arch, cands, w_mult, i_mult, double_buffer)
+    ex = as_execution(execution)
+    terms = build_terms(layer, arch, cands, w_mult, i_mult, double_buffer, ex)
     if prune:
         cands, terms = pareto_prune(cands, terms)
     if cands.n_points > max_points:
         raise SearchLimitExceeded(f"exhaustive search of {layer.label} would evaluate {cands.n_points} tilings "
                                   f"in case {case} (limit {int(max_points)})")
-    cap_sp, cap_acc = arch.capacity(double_buffer)
+    cap_sp, cap_acc = ex.capacity(arch, double_buffer)
     sizes = cands.sizes()
     per_k = max(1, sizes[0] * sizes[2] * sizes[3] * sizes[4])
     step = max(1, CHUNK_POINTS // per_k)
@@ -87,7 +88,8 @@ def best_in_case(layer: Layer, arch: GemminiArch, case: str, double_buffer: bool
     return best
 
 
-def exhaustive_search(layer: Layer, arch: GemminiArch, max_points: float = 5e7) -> tuple[SearchPoint, int]:
+def exhaustive_search(layer: Layer, arch: GemminiArch, max_points: float = 5e7,
+                      execution: Execution | None = None) -> tuple[SearchPoint, int]:
     """The optimum over all cases and double buffering on/off; returns (best, number of tilings
     covered). Raises SearchLimitExceeded if a case leaves more than ``max_points`` tilings to
     evaluate after pruning, ScheduleError if nothing fits."""
@@ -96,7 +98,7 @@ def exhaustive_search(layer: Layer, arch: GemminiArch, max_points: float = 5e7) 
     for case in CASES:
         cands = layer_candidates(layer, arch, case)
         for db in (False, True):
-            p = best_in_case(layer, arch, case, db, cands, max_points=max_points)
+            p = best_in_case(layer, arch, case, db, cands, max_points=max_points, execution=execution)
             if p is not None and (best is None or p.cycles < best.cycles):
                 best = p
     if best is None:
@@ -105,7 +107,7 @@ def exhaustive_search(layer: Layer, arch: GemminiArch, max_points: float = 5e7) 
     return best, n
 
 
-def brute_force(layer: Layer, arch: GemminiArch) -> SearchPoint:
+def brute_force(layer: Layer, arch: GemminiArch, execution: Execution | None = None) -> SearchPoint:
     """Every tile size 1..bound of every dimension (K and C above DIM: multiples of DIM or the
     bound, what a mapping can express); tiny layers only: tests use it to check that the
     candidate sets lose nothing."""
@@ -118,7 +120,7 @@ def brute_force(layer: Layer, arch: GemminiArch) -> SearchPoint:
         blocked = lambda b, whole: np.array([t for t in ar(b, whole) if t <= arch.dim or t % arch.dim == 0 or t == b])  # noqa: E731
         cands = Candidates(ar(layer.N, False), blocked(layer.K, False), blocked(layer.C, full), p, r, q, s)
         for db in (False, True):
-            pt = best_in_case(layer, arch, case, db, cands, prune=False)
+            pt = best_in_case(layer, arch, case, db, cands, prune=False, execution=execution)
             if pt is not None and (best is None or pt.cycles < best.cycles):
                 best = pt
     if best is None:

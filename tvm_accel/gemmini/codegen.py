@@ -67,6 +67,8 @@ class LayerSchedule:
     double_buffer: bool
     solve_time: float
     warnings: list[str]
+    loops: str = "hardware"  # the realisation the mapping was ranked for (schedules.Execution)
+    readout: str = "int8"
 
 
 def _cache_dir() -> Path | None:
@@ -100,16 +102,40 @@ def resolve_method(schedule: str) -> str:
     return METHODS[schedule]
 
 
-def schedule(layer: GemminiLayer, config, method: str = "cosa", time_limit: float = 10.0) -> LayerSchedule:
-    """The mapping of one layer (cached in memory and on disk by layer shape, configuration, method
-    and the schedules package's source)."""
+def readout_of(mode: str) -> str:
+    """The read-out a requantization mode makes the code issue (schedules.Execution.readout)."""
+    return {"gemmini-fp32": "int8", "gemmini-fp32-channel": "per-channel"}.get(mode, "int32")
+
+
+def schedule(layer: GemminiLayer, config, method: str = "cosa", time_limit: float = 10.0, *,
+             loops: str = "hardware", exact: bool = False) -> LayerSchedule:
+    """The mapping of one layer, ranked under schedules' cycle model of the code this codegen
+    emits for it: ``loops`` ("hardware": one LOOP_CONV_WS per tile, "explicit": nests with reuse,
+    "auto": both scheduled, the one the model finds faster kept; depthwise layers always use the
+    hardware loop) and the read-out of the requantization mode (``exact`` -> int32). Cached in
+    memory and on disk by layer shape, configuration, method, loops, read-out and the schedules
+    package's source."""
+    if loops not in LOOPS:
+        raise TvmAccelError(f"unknown loops {loops!r} (choose {' or '.join(LOOPS)})")
+    readout = readout_of(requant_mode(layer, exact))
+    if layer.kind == "dwconv":
+        loops = "hardware"
+    if loops == "auto":
+        cands = [_schedule_for(layer, config, method, time_limit, lp, readout) for lp in ("hardware", "explicit")]
+        return min(cands, key=lambda s: s.cycles)
+    return _schedule_for(layer, config, method, time_limit, loops, readout)
+
+
+def _schedule_for(layer: GemminiLayer, config, method: str, time_limit: float, loops: str,
+                  readout: str) -> LayerSchedule:
     import schedules
     import spike_sim
 
     method = resolve_method(method)
     cfg = config if isinstance(config, spike_sim.GemminiConfig) else spike_sim.load_config(config)
     slayer = layer.schedule_layer()
-    key_text = json.dumps([slayer.spec(), cfg.to_dict(), method, time_limit, _schedules_version()], sort_keys=True)
+    key_text = json.dumps([slayer.spec(), cfg.to_dict(), method, time_limit, loops, readout, _schedules_version()],
+                          sort_keys=True)
     key = hashlib.sha256(key_text.encode()).hexdigest()[:24]
     if key in _MEMO:
         return _MEMO[key]
@@ -121,12 +147,12 @@ def schedule(layer: GemminiLayer, config, method: str = "cosa", time_limit: floa
             return res
         except (TypeError, json.JSONDecodeError):
             pass
-    r = schedules.schedule_layer(slayer, cfg, method=method, time_limit=time_limit)
+    r = schedules.schedule_layer(slayer, cfg, method=method, time_limit=time_limit, loops=loops, readout=readout)
     t = r.tiling
     res = LayerSchedule(method=method, produced_by=r.produced_by, mapping=str(r.mapping), cycles=float(r.cycles),
                         utilization=float(r.utilization), tile=dict(t.tile), bounds=dict(t.bounds),
                         order=list(t.order), double_buffer=bool(t.double_buffer_sp),
-                        solve_time=float(r.solve_time), warnings=list(r.warnings))
+                        solve_time=float(r.solve_time), warnings=list(r.warnings), loops=loops, readout=readout)
     _MEMO[key] = res
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
@@ -192,19 +218,6 @@ def fit_tile(layer: GemminiLayer, sched: LayerSchedule, acc_rows: int, dim: int)
 LOOPS = ("hardware", "explicit", "auto")
 
 
-def hardware_loop_fits(layer: GemminiLayer, sched: LayerSchedule) -> bool:
-    """A hardware loop moves a tile's weights and inputs in every time it runs: it fits the
-    mapping when the mapping moves them in for every tile anyway (a single tile, or a loop order
-    in which every tile changes both). Otherwise the mapping keeps weights or inputs across
-    tiles, which only explicit nests can honour."""
-    trips = {d: -(-sched.bounds[d] // sched.tile[d]) for d in sched.bounds}
-    loops = [d for d in sched.order if trips.get(d, 1) > 1]
-    if not loops:
-        return True
-    inner = loops[-1]  # the innermost loop changes at every tile
-    return inner in ("C", "R", "S")  # reduction tiles change both weights and inputs
-
-
 def layer_c(layer: GemminiLayer, sched: LayerSchedule, symbol: str, *, exact: bool, index: int, dim: int = 16,
             acc_rows: int = 1024, sp_rows: int = 16384, loops: str = "hardware") -> str:
     """C source of one offloaded layer (see the module docstring). ``loops``: "hardware" (one
@@ -214,7 +227,8 @@ def layer_c(layer: GemminiLayer, sched: LayerSchedule, symbol: str, *, exact: bo
     if loops not in LOOPS:
         raise TvmAccelError(f"unknown loops {loops!r} (choose {' or '.join(LOOPS)})")
     mode = requant_mode(layer, exact)
-    explicit = layer.kind != "dwconv" and (loops == "explicit" or (loops == "auto" and not hardware_loop_fits(layer, sched)))
+    # auto: the style the schedule was ranked for (codegen.schedule keeps the cheaper under the model)
+    explicit = layer.kind != "dwconv" and (loops == "explicit" or (loops == "auto" and sched.loops == "explicit"))
     if not explicit:
         tile, notes = fit_tile(layer, sched, acc_rows, dim)
     else:  # explicit nests use the memories as the mapping plans them
@@ -451,7 +465,7 @@ def codegen(functions, options, constant_names=None):
     for func in functions:
         symbol = str(func.attrs["global_symbol"])
         layer, index = function_layer(func)
-        sched = schedule(layer, cfg, opts.schedule, opts.time_limit)
+        sched = schedule(layer, cfg, opts.schedule, opts.time_limit, loops=opts.loops, exact=opts.exact)
         src = layer_c(layer, sched, symbol, exact=opts.exact, index=index, dim=cfg.dim, acc_rows=cfg.acc_rows,
                       sp_rows=cfg.sp_rows, loops=opts.loops)
         mods.append(create(src, "c", [symbol], []))

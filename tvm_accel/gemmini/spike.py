@@ -72,7 +72,8 @@ def compile_model(model, out_dir: str | Path, *, schedule: str = "cosa", exact: 
     if loops not in LOOPS:
         raise TvmAccelError(f"unknown loops {loops!r} (choose {' or '.join(LOOPS)})")
     mod = gemmini_passes(schedule, exact, config=config, report=decisions, loops=loops)(model.mod)
-    scheds = {d.gemmini_index: schedule_layer(d.layer, config, schedule) for d in decisions if d.offloaded}
+    scheds = {d.gemmini_index: schedule_layer(d.layer, config, schedule, loops=loops, exact=exact)
+              for d in decisions if d.offloaded}
     quant = {
         "inputs": [(t.scale, t.zero_point) if t.scale is not None else None for t in model.inputs],
         "outputs": [(t.scale, t.zero_point) if t.scale is not None else None for t in model.outputs],
