@@ -50,7 +50,8 @@ def main(argv=None) -> int:
     ap.add_argument("--exact", action="store_true", help="int32 read-out and exact requantization on the core")
     ap.add_argument("--config", default="default")
     ap.add_argument("--loops", default="hardware", choices=["hardware", "explicit", "auto"],
-                    help="LOOP_CONV_WS per tile (default) or explicit nests issued by the core (conv/dense)")
+                    help="LOOP_CONV_WS per tile (default), explicit nests issued by the core (conv/dense), or "
+                         "auto: per layer the style schedules' cycle model finds faster")
     ap.add_argument("--out", default=str(RESULTS / "gemmini.json"))
     args = ap.parse_args(argv)
 
@@ -93,6 +94,7 @@ def main(argv=None) -> int:
                     "modelled_cosa": sc.cycles, "modelled_heuristic": sh.cycles,
                     "mapping_cosa": sc.mapping, "mapping_heuristic": sh.mapping,
                     "cosa_produced_by": sc.produced_by,
+                    "loops_cosa": sc.loops, "loops_heuristic": sh.loops, "readout": sc.readout,
                 }
                 rows.append(row)
                 all_speedups.append(row["speedup"])
@@ -123,12 +125,55 @@ def main(argv=None) -> int:
         report["layers_slower_than_5pct"] = slower
         print(f"\nall conv/dense layers: geomean speedup CoSA over heuristic x{geo:.3f} "
               f"({len(all_speedups)} layers); slower by more than 5%: {len(slower)} {slower}")
+        report["model_vs_spike"] = model_vs_spike(report)
+        m = report["model_vs_spike"]
+        print(f"schedules' cycle model vs Spike (Gemmini part, {m['pairs']} layer x schedule pairs): Spearman "
+              f"{m['spearman']:.3f}, model / Spike median {m['ratio_median']:.2f} (10-90%: {m['ratio_p10']:.2f}-"
+              f"{m['ratio_p90']:.2f}); the model's predicted speedup has the sign of Spike's on "
+              f"{m['speedup_sign_agrees']} layers")
+        tot_c = sum(v["cycles_cosa"] for v in report["models"].values())
+        tot_h = sum(v["cycles_heuristic"] for v in report["models"].values())
+        report["whole_model_cycles_total"] = {"cosa": tot_c, "heuristic": tot_h}
+        print(f"whole-model cycles, all models: CoSA {tot_c}, heuristic {tot_h} (x{tot_h / tot_c:.3f})")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))
     _plot(report, out.with_suffix(".png"))
     print(f"wrote {out} and {out.with_suffix('.png')}")
     return 0
+
+
+def _ranks(xs):
+    order = sorted(range(len(xs)), key=lambda i: xs[i])
+    r = [0.0] * len(xs)
+    for k, i in enumerate(order):
+        r[i] = float(k)
+    return r
+
+
+def model_vs_spike(report: dict) -> dict:
+    """How well schedules' cycle model (of the code the codegen emits) predicts the Gemmini part's
+    Spike cycles: Spearman rank correlation over every (layer, schedule), the model / Spike ratio,
+    and on how many layers the modelled CoSA-vs-heuristic direction matches Spike's."""
+    model, spike, sign, n_layers = [], [], 0, 0
+    for v in report["models"].values():
+        for r in v["layers"]:
+            for s in ("cosa", "heuristic"):
+                model.append(r[f"modelled_{s}"])
+                spike.append(r[f"gemmini_cycles_{s}"])
+            n_layers += 1
+            dm = r["modelled_heuristic"] - r["modelled_cosa"]
+            ds = r["gemmini_cycles_heuristic"] - r["gemmini_cycles_cosa"]
+            sign += (dm > 0) == (ds > 0) or abs(ds) <= 0.01 * r["gemmini_cycles_heuristic"]
+    ra, rb = _ranks(model), _ranks(spike)
+    n = len(ra)
+    ma, mb = sum(ra) / n, sum(rb) / n
+    den = math.sqrt(sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb))
+    ratios = sorted(a / b for a, b in zip(model, spike) if b)
+    q = lambda f: ratios[min(len(ratios) - 1, int(f * len(ratios)))]  # noqa: E731
+    return {"pairs": n, "spearman": sum((x - ma) * (y - mb) for x, y in zip(ra, rb)) / den if den else float("nan"),
+            "ratio_median": q(0.5), "ratio_p10": q(0.1), "ratio_p90": q(0.9),
+            "speedup_sign_agrees": f"{sign}/{n_layers}"}
 
 
 def _plot(report: dict, path: Path) -> None:

@@ -24,8 +24,8 @@ TIMING_KEYS = (
     "mvout_rows_per_cycle",
 )
 #: Read when present: DRAM requests in flight (narrow rows are latency-bound); CPU cycles per
-#: RoCC command (the host's per-tile cost of issuing a hardware loop, Execution(loops="hardware")).
-OPTIONAL_TIMING_KEYS = ("dma_max_inflight", "rocc_issue_cycles")
+#: RoCC command and host CPI (host costs of hardware-loop tiles and core-issued read-outs, see cost.Execution).
+OPTIONAL_TIMING_KEYS = ("dma_max_inflight", "rocc_issue_cycles", "cpu_cycles_per_instruction")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -104,6 +104,11 @@ class Execution:
         writes its own int8 output first;
       - ``"int32"``: the int32 accumulator rows are moved out (4 bytes per value) for
         requantization on the core; with hardware loops the loop also writes its int8 output.
+    The per-channel and int32 read-outs are loops on the core: the core blocks on the in-order
+    store queue while it issues them, so no further tile is issued meanwhile (and with hardware
+    loops they queue behind the next loop's own output), i.e. they do not overlap compute: they
+    are a serial term (kind ``readout``) added to the total. Each of their commands also costs
+    the core ``rocc_issue_cycles + READOUT_HOST_INSTRUCTIONS * cpu_cycles_per_instruction``.
     """
 
     loops: str = "explicit"
@@ -134,6 +139,12 @@ class Execution:
 
 
 DEFAULT_EXECUTION = Execution()
+#: Host instructions per read-out command of the codegen's per-channel / int32 read-out loops
+#: (tva_mvout_per_channel / tva_mvout_int32: address arithmetic and loop control around each
+#: RoCC; ~35 in the compiled inner loop, part of which overlaps the store unit's work:
+#: measured on Spike as ~17.5 cycles per extra mvout / CONFIG when a 125-pixel x 64-channel
+#: per-channel read-out is split in two tiles, see docs/schedules.md).
+READOUT_HOST_INSTRUCTIONS = 14
 #: RoCC commands the host sends per hardware-loop tile (LOOP_CONV_WS: six CONFIGs + the loop).
 HW_LOOP_COMMANDS = 7
 
@@ -209,7 +220,8 @@ def layer_candidates(layer: Layer, arch: GemminiArch, case: str) -> Candidates:
 @dataclasses.dataclass
 class Term:
     """coef * prod_g values[g][choice_g]; ``kind`` is one of compute, dma, edge (first/last
-    tile in double buffering), sp_w, sp_i, acc (footprints, rows)."""
+    tile in double buffering), readout (serial read-out by the core), sp_w, sp_i, acc
+    (footprints, rows)."""
 
     kind: str
     name: str
@@ -344,15 +356,25 @@ def build_terms(
         add("dma", "output_store", G, _agg(N, ident), _agg(K, store_row), ones_c,
             _agg(P, ident), _agg(Q, ident))
         add("dma", "output_mvouts", G * issue, _agg(N, rn), _agg(K, kb), ones_c, _agg(P, rp), _agg(Q, rq))
+    # core-issued read-out loops: serial (kind "readout"), each command with its host cost;
+    # they move runs of up to DIM pixels that are consecutive in the accumulator and in DRAM
+    # (a tile spanning whole output rows is one run of n*p*q pixels: about p*q/DIM mvouts)
+    full_q = lambda q: np.where(q == layer.Q, q / dim, _ceil(q, dim))  # noqa: E731
+    rq_run = full_q if conv_rows else rq
+    host_cmd = issue + t.get("rocc_issue_cycles", 0.0) \
+        + READOUT_HOST_INSTRUCTIONS * t.get("cpu_cycles_per_instruction", 1.0)
     if ex.readout == "per-channel":
-        add("dma", "channel_store", G, _agg(N, ident), _agg(K, store_row_per_channel), ones_c,
+        add("readout", "channel_store", G, _agg(N, ident), _agg(K, store_row_per_channel), ones_c,
             _agg(P, ident), _agg(Q, ident))
-        add("dma", "channel_mvouts", G * issue, _agg(N, rn), _agg(K, ident), ones_c, _agg(P, rp), _agg(Q, rq))
-        add("dma", "channel_configs", G * issue, _agg(N, one), _agg(K, ident), ones_c, _agg(P, one), _agg(Q, one))
+        add("readout", "channel_mvouts", G * host_cmd, _agg(N, rn), _agg(K, ident), ones_c, _agg(P, rp),
+            _agg(Q, rq_run))
+        add("readout", "channel_configs", G * host_cmd, _agg(N, one), _agg(K, ident), ones_c, _agg(P, one),
+            _agg(Q, one))
     elif ex.readout == "int32":
-        add("dma", "int32_store", G, _agg(N, ident), _agg(K, store_row_int32), ones_c,
+        add("readout", "int32_store", G, _agg(N, ident), _agg(K, store_row_int32), ones_c,
             _agg(P, ident), _agg(Q, ident))
-        add("dma", "int32_mvouts", G * issue, _agg(N, rn), _agg(K, kb), ones_c, _agg(P, rp), _agg(Q, rq))
+        add("readout", "int32_mvouts", G * host_cmd, _agg(N, rn), _agg(K, kb), ones_c, _agg(P, rp),
+            _agg(Q, rq_run))
     add("dma", "dma_latency", G * t["dma_latency"], _agg(N, one), _agg(K, one), _agg(C, one),
         _agg2(P, R, lambda p, r: one(p)), _agg2(Q, S, lambda q, s: one(q)))
     if ex.hardware:
@@ -375,12 +397,6 @@ def build_terms(
         if int8_out:
             add("edge", "drain_outputs", 1, n, store_row(k), one(c), p, q)
             add("edge", "drain_mvouts", issue, rn(n), kb(k), one(c), rp(p), rq(q))
-        if ex.readout == "per-channel":
-            add("edge", "drain_channels", 1, n, store_row_per_channel(k), one(c), p, q)
-            add("edge", "drain_channel_mvouts", issue, rn(n), k, one(c), rp(p), rq(q))
-        elif ex.readout == "int32":
-            add("edge", "drain_int32", 1, n, store_row_int32(k), one(c), p, q)
-            add("edge", "drain_int32_mvouts", issue, rn(n), kb(k), one(c), rp(p), rq(q))
     # footprints of the full tile, in rows
     n, k, c, p, r, q, s = N.t, K.t, C.t, P.t, R.t, Q.t, S.t
     add("sp_w", "weight_rows", 1, one(n), kb(k), c, r, s)
@@ -429,11 +445,12 @@ def term_grid(term: Term, k_slice: slice | None = None) -> np.ndarray:
     return out
 
 
-def total_cycles(compute, dma, edge, double_buffer: bool):
+def total_cycles(compute, dma, edge, double_buffer: bool, readout=0.0):
     """Single buffering: compute + dma. Double buffering: the first tile's loads, then the
     overlapped rest, then the last tile's stores: edge + max(compute, dma - edge) =
-    max(compute + edge, dma) (dma already contains the edge transfers once)."""
-    return np.maximum(compute + edge, dma) if double_buffer else compute + dma
+    max(compute + edge, dma) (dma already contains the edge transfers once). Plus the serial
+    read-out issued by the core (per-channel / int32, see Execution)."""
+    return (np.maximum(compute + edge, dma) if double_buffer else compute + dma) + readout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -447,6 +464,7 @@ class CycleEstimate:
     macs: int
     dim: int
     breakdown: dict[str, float]
+    readout_cycles: float = 0.0  # serial read-out issued by the core (Execution.readout per-channel / int32)
 
     @property
     def utilization(self) -> float:
@@ -496,9 +514,10 @@ def evaluate(layer: Layer, mapping: Mapping | GemminiTiling, arch: GemminiArch,
     for tm in terms:
         by_kind[tm.kind] = by_kind.get(tm.kind, 0.0) + vals[tm.name]
     comp, dma, edge = by_kind.get("compute", 0.0), by_kind.get("dma", 0.0), by_kind.get("edge", 0.0)
-    cycles = float(total_cycles(comp, dma, edge, db))
+    readout = by_kind.get("readout", 0.0)
+    cycles = float(total_cycles(comp, dma, edge, db, readout))
     return CycleEstimate(
-        cycles=cycles, compute_cycles=comp, dma_cycles=dma, edge_cycles=edge,
+        cycles=cycles, compute_cycles=comp, dma_cycles=dma, edge_cycles=edge, readout_cycles=readout,
         sp_rows=int(round(by_kind["sp_w"] + by_kind["sp_i"])), acc_rows=int(round(by_kind["acc"])),
         macs=layer.macs, dim=arch.dim, breakdown=vals,
     )

@@ -109,3 +109,24 @@ def test_build_returns_package_and_binary(mixed_model, tmp_path):
     rows = {r["index"]: r for r in res.layers}
     assert rows[0]["offloaded"] and rows[0]["schedule"] == "heuristic"
     assert not rows[1]["offloaded"] and rows[1]["reason"]
+
+
+def test_schedule_is_ranked_under_the_code_that_runs():
+    """The codegen asks schedules for the model of its own code: loop style and read-out (int32
+    with --exact); loops=auto keeps the style the model finds cheaper, and layer_c follows it."""
+    from tvm_accel.gemmini.layer import GemminiLayer
+
+    rng = np.random.default_rng(1)
+    layer = GemminiLayer("conv", 1, 25, 5, 64, 64, 25, 5, 1, 1, 1, 1, (0, 0, 0, 0),
+                         rng.integers(-128, 128, (1, 1, 64, 64), dtype=np.int8), np.zeros(64, np.int32),
+                         np.full(64, 1 << 30, np.int32), np.full(64, -8, np.int32), 0, 0, -128, 127, "double")
+    hw = schedule(layer, "default", "cosa", loops="hardware", exact=True)
+    ex = schedule(layer, "default", "cosa", loops="explicit", exact=True)
+    auto = schedule(layer, "default", "cosa", loops="auto", exact=True)
+    assert (hw.loops, hw.readout, ex.loops) == ("hardware", "int32", "explicit")
+    assert auto.cycles == min(hw.cycles, ex.cycles) and auto.loops in ("hardware", "explicit")
+    src = layer_c(layer, auto, "t", exact=True, index=0, loops="auto")
+    assert ("tva_conv_tile(" in src) == (auto.loops == "hardware")
+    assert schedule(layer, "default", "heuristic", exact=False).readout == "int8"
+    with pytest.raises(TvmAccelError, match="unknown loops"):
+        schedule(layer, "default", "cosa", loops="fastest")

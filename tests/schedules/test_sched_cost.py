@@ -165,3 +165,99 @@ def test_tiling_tiles_cover_the_layer_and_match_the_walk(case):
     assert tiles[0].load_weights and tiles[0].load_inputs and tiles[0].first_reduction
     assert sum(t.first_reduction for t in tiles) == sum(t.last_reduction for t in tiles)
     assert walk(layer, mapping, ARCH, use_tiles=True) == pytest.approx(walk(layer, mapping, ARCH), rel=1e-12)
+
+
+def walk_execution(layer: Layer, mapping: Mapping, arch, loops: str, readout: str) -> float:
+    """The model of a realisation (schedules.Execution), tile by tile: hardware loops reload
+    weights and inputs for every tile and cost the loop's RoCC commands; per-channel / int32
+    read-outs are serial, each command with its host cost."""
+    g = mapping.gemmini()
+    t = arch.timing
+    dim, bus = arch.dim, arch.dma_bus_bytes
+    beat = bus / t["dma_bytes_per_cycle"]
+    issue = t["command_issue_cycles"]
+    host = issue + t["rocc_issue_cycles"] + 14 * t["cpu_cycles_per_instruction"]
+    per_req = t["dma_latency"] / t["dma_max_inflight"]
+    conv_rows = layer.P * layer.Q > 1
+    cdiv = lambda a, b: -(-a // b)  # noqa: E731
+    xfer = lambda nb: max(cdiv(nb, bus) * beat, cdiv(nb, arch.dma_max_bytes) * per_req)  # noqa: E731
+    floor = 1 / t["mvout_rows_per_cycle"]
+    hw = loops == "hardware"
+    base = walk(layer, mapping, arch) if not hw and readout == "int8" else None
+    order = list(g.order) + [d for d in "GNKCPQRS" if d not in g.order]
+    trips = g.trips
+    comp_total = dma_total = serial = 0.0
+    prev_w = prev_i = None
+    for idx in itertools.product(*(range(trips[d]) for d in order)):
+        pos = dict(zip(order, idx))
+        sz = {d: min(g.tile[d], layer.bounds[d] - pos[d] * g.tile[d]) for d in "GNKCPQRS"}
+        n, k, c, p, q, r, s = (sz[d] for d in "NKCPQRS")
+        kb = cdiv(k, dim)
+        rows = n * p * cdiv(q, dim) if conv_rows else cdiv(n, dim)
+        ih = (p - 1) * layer.stride_h + (r - 1) * layer.dilation_h + 1
+        iw = (q - 1) * layer.stride_w + (s - 1) * layer.dilation_w + 1
+        comp_total += kb * cdiv(c, dim) * r * s * (t["preload_cycles"] + issue * rows + n * p * q) + t["mesh_fill_drain"]
+        w = r * s * c * xfer(k) + issue * r * s * cdiv(c, dim) * cdiv(k, max(dim, arch.dma_max_bytes))
+        i = n * ih * iw * xfer(c) + issue * n * ih * cdiv(iw, dim) * cdiv(c, max(dim, arch.dma_max_bytes))
+        key_w, key_i = tuple(pos[d] for d in "GKCRS"), tuple(pos[d] for d in "GNCPQRS")
+        dma_total += w if (hw or key_w != prev_w) else 0.0
+        dma_total += i if (hw or key_i != prev_i) else 0.0
+        prev_w, prev_i = key_w, key_i
+        dma_total += t["dma_latency"] + (7 * t["rocc_issue_cycles"] if hw else 0.0)
+        if all(pos[d] == 0 for d in "CRS") and layer.bias:
+            dma_total += n * p * q * xfer(4 * k) + issue * rows * kb
+        if all(pos[d] == trips[d] - 1 for d in "CRS"):
+            blocks = [dim] * (k // dim) + ([k % dim] if k % dim else [])
+            if hw or readout == "int8":
+                dma_total += n * p * q * sum(max(floor, xfer(b)) for b in blocks) + issue * rows * kb
+            runs = (n * p * (q / dim if q == layer.Q else cdiv(q, dim))) if conv_rows else cdiv(n, dim)
+            if readout == "per-channel":
+                per_row = sum(max(floor, xfer(j + 1)) for b in blocks for j in range(b))
+                serial += n * p * q * per_row + host * k * (1 + runs)
+            elif readout == "int32":
+                serial += n * p * q * sum(max(floor, xfer(4 * b)) for b in blocks) + host * kb * runs
+    if not g.double_buffer_sp:
+        total = comp_total + dma_total + serial
+    else:
+        n, k, c, p, q, r, s = (g.tile[d] for d in "NKCPQRS")
+        kb, rows = cdiv(k, dim), (n * p * cdiv(q, dim) if conv_rows else cdiv(n, dim))
+        ih = (p - 1) * layer.stride_h + (r - 1) * layer.dilation_h + 1
+        iw = (q - 1) * layer.stride_w + (s - 1) * layer.dilation_w + 1
+        edge = r * s * c * xfer(k) + issue * r * s * cdiv(c, dim) * cdiv(k, max(dim, arch.dma_max_bytes))
+        edge += n * ih * iw * xfer(c) + issue * n * ih * cdiv(iw, dim) * cdiv(c, max(dim, arch.dma_max_bytes))
+        edge += (n * p * q * xfer(4 * k) + issue * rows * kb) if layer.bias else 0.0
+        edge += t["dma_latency"]
+        if hw or readout == "int8":
+            blocks = [dim] * (k // dim) + ([k % dim] if k % dim else [])
+            edge += n * p * q * sum(max(floor, xfer(b)) for b in blocks) + issue * rows * kb
+        total = max(comp_total + edge, dma_total) + serial
+    if base is not None:
+        assert total == pytest.approx(base, rel=1e-9)
+    return total
+
+
+@settings(max_examples=60, deadline=None)
+@given(layer_and_mapping(), st.sampled_from(["explicit", "hardware"]), st.sampled_from(["int8", "per-channel", "int32"]))
+def test_execution_model_equals_tile_by_tile_walk(case, loops, readout):
+    from schedules import Execution
+
+    layer, mapping = case
+    arch = ARCH.__class__(**{**ARCH.__dict__, "timing": {**ARCH.timing, "rocc_issue_cycles": 3.0,
+                                                          "cpu_cycles_per_instruction": 1.5}})
+    got = evaluate(layer, mapping, arch, Execution(loops, readout)).cycles
+    assert got == pytest.approx(walk_execution(layer, mapping, arch, loops, readout), rel=1e-9), str(mapping)
+
+
+def test_hardware_loops_lose_the_reuse_the_order_gives():
+    """A K-outer order reuses the weights across pixel tiles only in explicit nests."""
+    from schedules import Execution
+
+    layer = Layer.conv2d(N=1, C=64, K=64, P=16, Q=16, R=3, S=3, padding=1)
+    m = Mapping.for_gemmini(layer, {"N": 1, "K": 64, "C": 64, "P": 4, "Q": 16, "R": 3, "S": 3}, ["K", "P"], dim=16)
+    ex, hw = evaluate(layer, m, ARCH, Execution("explicit")), evaluate(layer, m, ARCH, Execution("hardware"))
+    assert hw.breakdown["weight_xfer"] == pytest.approx(4 * ex.breakdown["weight_xfer"])
+    assert hw.breakdown["input_xfer"] == pytest.approx(ex.breakdown["input_xfer"])
+    pc = evaluate(layer, m, ARCH, Execution("hardware", "per-channel"))
+    assert pc.readout_cycles > 0 and pc.cycles == pytest.approx(hw.cycles + pc.readout_cycles)
+    with pytest.raises(ScheduleError, match="loop style"):
+        Execution("fast")

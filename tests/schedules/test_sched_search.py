@@ -109,3 +109,21 @@ def test_concurrent_solves_keep_stdout(capfd):
         list(ex.map(lambda s: schedule_layer(s, ARCH, "cosa-ext"), specs))
     print("still here")
     assert "still here" in capfd.readouterr().out
+
+
+@pytest.mark.parametrize("spec,loops,readout", [
+    ("conv:N=1,C=64,K=64,P=25,Q=5,R=1,S=1", "hardware", "per-channel"),
+    ("conv:N=1,C=16,K=32,P=16,Q=16,R=3,S=3,stride=2,pad=1", "hardware", "int32"),
+    ("dense:N=1,C=640,K=128", "explicit", "per-channel"),
+])
+def test_cosa_ext_optimal_under_the_codegen_model(spec, loops, readout):
+    """Extended CoSA and the exhaustive search rank under the model of the code that will run
+    (hardware loops: half the accumulator per loop)."""
+    ex = schedule_layer(spec, "default", "exhaustive", loops=loops, readout=readout)
+    co = schedule_layer(spec, "default", "cosa-ext", loops=loops, readout=readout)
+    he = schedule_layer(spec, "default", "heuristic", loops=loops, readout=readout)
+    assert co.cycles <= ex.cycles * 1.001 + 1e-9
+    assert co.cycles <= he.cycles + 1e-9
+    assert co.to_dict()["loops"] == loops and co.to_dict()["readout"] == readout
+    if loops == "hardware":
+        assert co.estimate.acc_rows <= ARCH.acc_rows // 2
