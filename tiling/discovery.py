@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from memory_planner import Graph, plan
+from memory_planner import Graph, peak_of_order, plan
 
 from . import fdt, ffmt
 from .analysis import Analysis
@@ -212,13 +212,19 @@ def discover(mod, method: str = "auto", max_partitions: int = 25, max_mac_overhe
                 try:
                     ng, order, steps, extra = _apply(an, st, path, n)
                 except ValueError:
-                    continue  # more strips than the chain has rows to read
-                p = plan(ng, order=order, layout="greedy", align=align)
+                    continue  # more tiles than the chain has rows / columns to read
                 result.candidates += 1
                 total_extra = st.extra_macs + extra
                 overhead = 100.0 * total_extra / macs if macs else 0.0
                 if max_mac_overhead is not None and overhead > max_mac_overhead + 1e-9:
                     continue
+                # no layout of this order is below its live-bytes peak: skip the layout when that
+                # bound already loses to the best candidate (it cannot win, nor be on the front)
+                index = {op.name: i for i, op in enumerate(ng.operators)}
+                bound = peak_of_order(ng, [index[s_] for s_ in order], align=align)
+                if best is not None and bound > best[0][0] and overhead >= best[-1] * 100.0 / max(macs, 1):
+                    continue
+                p = plan(ng, order=order, layout="greedy", align=align)
                 desc = [*(f"{ap[0].method}:{ap[0].describe()} x{ap[1]}" for ap in st.applied),
                         f"{path.method}:{path.describe()} x{n}"]
                 points.append({"arena": p.arena_bytes, "mac_overhead_percent": round(overhead, 3), "paths": desc})

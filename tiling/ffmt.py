@@ -2,15 +2,16 @@
 
 A path is a chain of spatial operators (conv2d of any grouping, depthwise conv2d, average /
 max pooling, pad, requantize) along single-producer / single-consumer values. Its output is
-split into ``n`` strips of rows; each strip's receptive field is propagated backwards through
-the chain (kernel size, stride, dilation, padding), so a strip computes the rows it needs of
-every operator, with halos that overlap the neighbouring strips (recomputed MACs). The first
-operator reads its rows from a ``slice`` of the path's input (a copy of rows + halo). Ends:
-- "concat": the last operator's strips are concatenated along H;
+split into ``n`` strips of rows, or a grid of ``n`` rows x ``cols`` columns of tiles; each
+tile's receptive field is propagated backwards through the chain (kernel size, stride,
+dilation, padding, per axis), so a tile computes the pixels it needs of every operator, with
+halos that overlap the neighbouring tiles (recomputed MACs). The first operator reads a
+``slice`` of the path's input (its rows / columns + halo). Ends:
+- "concat": the last operator's tiles are concatenated (along W per row of tiles, then H);
 - "pool": a global average pool after the chain: each strip adds its int32 window sums
   (``pool_sum_acc``) and ``avg_pool_finish`` divides once, exactly as the pool;
-- "lip": flatten + dense after the chain: each strip is a contiguous block of the dense's
-  input rows, so it adds its int32 partial sum (``dense_acc``) and ``requantize_acc``
+- "lip": flatten + dense after the chain: each tile is a set of the dense's input rows
+  (gathered), so it adds its int32 partial sum (``dense_acc``) and ``requantize_acc``
   finishes once.
 Integer results are bit-exact: every strip computes the same values as the untiled operator.
 """
@@ -26,6 +27,8 @@ from .analysis import Analysis, Value
 SPATIAL = ("conv2d", "avg_pool2d", "max_pool2d", "pad", "requantize")
 MAX_PATH_OPS = 12
 STRIP_COUNTS = (2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 25, 32, 48, 64)
+GRID_ROWS = (2, 3, 4, 5, 6, 8)   # row counts of i x j grids (j = 2..MAX_GRID_COLS columns)
+MAX_GRID_COLS = 5
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class FfmtPath:
     stops: tuple[str, str] = ("", "")
     end_kind: str = "concat"   # "concat" | "pool" | "lip"
     flatten: str | None = None  # the reshape between the chain and a "lip" dense
+    cols: int = 1              # column tiles: 1 = horizontal strips, > 1 = a rows x cols grid
 
     method = "ffmt"
 
@@ -52,11 +56,15 @@ class FfmtPath:
         return " -> ".join(self.bindings)
 
     def partition_counts(self, max_partitions: int) -> list[int]:
-        return [n for n in STRIP_COUNTS if n <= min(max_partitions, self.rows)]
+        """Row strips tried (a grid of ``cols`` columns: at most max_partitions tiles)."""
+        counts = STRIP_COUNTS if self.cols == 1 else GRID_ROWS
+        return [n for n in counts if n <= self.rows and n * self.cols <= max_partitions]
 
     def detail(self, n: int) -> str:
         how = {"concat": "concatenated", "pool": "int32 pool sums", "lip": "int32 partial sums"}[self.end_kind]
-        return f"{self.rows} rows in {n} strips, {how}"
+        if self.cols == 1:
+            return f"{self.rows} rows in {n} strips, {how}"
+        return f"{n} x {self.cols} tiles, {how}"
 
 
 def spatial_reason(an: Analysis, v: Value) -> str | None:
@@ -139,52 +147,53 @@ def grow(an: Analysis, through: str, used: set[str] = frozenset()) -> tuple[list
             chain = tuple(full[s:e + 1])
             if len(chain) > MAX_PATH_OPS:
                 continue
-            rows = an.values[chain[-1]].shape[1]
-            if len(chain) >= 2 and rows >= 2:
-                paths.append(FfmtPath(chain, chain[-1], rows, (up_stop, down_stop), "concat"))
-            if e == len(full) - 1 and tail is not None and rows >= 2:
-                kind, end, flat = tail
-                paths.append(FfmtPath(chain, end, rows, (up_stop, down_stop), kind, flat))
+            rows, width = an.values[chain[-1]].shape[1:3]
+            for cols in range(1, min(MAX_GRID_COLS, width) + 1):
+                if len(chain) >= 2 and rows >= 2:
+                    paths.append(FfmtPath(chain, chain[-1], rows, (up_stop, down_stop), "concat", cols=cols))
+                if e == len(full) - 1 and tail is not None and rows >= 2:
+                    kind, end, flat = tail
+                    paths.append(FfmtPath(chain, end, rows, (up_stop, down_stop), kind, flat, cols=cols))
     paths = [p for p in paths if not (used & set(p.bindings))]
     return paths, (down_stop if paths else f"no chain through {through} ({up_stop}; {down_stop})")
 
 
-# -- rows ---------------------------------------------------------------------------------------
+# -- tiles ---------------------------------------------------------------------------------------
 
 
-def _rows_needed(an: Analysis, v: Value, o0: int, o1: int):
-    """Input rows [a, b) that output rows [o0, o1) of ``v`` read, and the operator's attrs for
-    computing exactly those output rows from them."""
-    a_ = dict(v.info.attrs)
-    h = an.values[v.data[0]].shape[1]
+def _range_needed(an: Analysis, v: Value, axis: int, o0: int, o1: int, a_: dict):
+    """Input indices [a, b) along ``axis`` (1: H, 2: W) that outputs [o0, o1) of ``v`` read;
+    updates ``a_`` (the operator's attrs) so that it computes exactly those outputs from them."""
+    h = an.values[v.data[0]].shape[axis]
     kind = v.info.kind
+    i = axis - 1  # index into (H, W) pairs
     if kind in ("conv2d", "avg_pool2d", "max_pool2d"):
         if kind == "conv2d":
-            k, d = int(v.info.consts[0].ty.shape[0]), a_["dilation"][0]
+            k, d = int(v.info.consts[0].ty.shape[i]), a_["dilation"][i]
         else:
-            k, d = a_["pool_size"][0], 1
-        s, pt = a_["strides"][0], a_["padding"][0]
-        lo = o0 * s - pt
-        hi = (o1 - 1) * s - pt + (k - 1) * d + 1
+            k, d = a_["pool_size"][i], 1
+        s, p0 = a_["strides"][i], a_["padding"][i]
+        lo = o0 * s - p0
+        hi = (o1 - 1) * s - p0 + (k - 1) * d + 1
         a, b = max(0, lo), min(h, hi)
         pad = list(a_["padding"])
-        pad[0], pad[2] = a - lo, max(0, hi - b)
+        pad[i], pad[i + 2] = a - lo, max(0, hi - b)
         a_["padding"] = pad
-        return a, b, a_
+        return a, b
     if kind == "pad":
-        pb = a_["pad_before"][1]
+        pb = a_["pad_before"][axis]
         lo, hi = o0 - pb, o1 - pb
         a, b = max(0, lo), min(h, hi)
         before, after = list(a_["pad_before"]), list(a_["pad_after"])
-        before[1] = a - lo
-        after[1] = (o1 - o0) - (b - a) - before[1]
+        before[axis] = a - lo
+        after[axis] = (o1 - o0) - (b - a) - before[axis]
         a_["pad_before"], a_["pad_after"] = before, after
-        return a, b, a_
-    return o0, o1, a_  # requantize: elementwise
+        return a, b
+    return o0, o1  # requantize: elementwise
 
 
-def strips(path: FfmtPath, n: int) -> list[tuple[int, int]]:
-    base, extra = divmod(path.rows, n)
+def _split(total: int, n: int) -> list[tuple[int, int]]:
+    base, extra = divmod(total, n)
     out, r = [], 0
     for k in range(n):
         r1 = r + base + (1 if k < extra else 0)
@@ -193,29 +202,38 @@ def strips(path: FfmtPath, n: int) -> list[tuple[int, int]]:
     return out
 
 
-def plan_strip(an: Analysis, path: FfmtPath, o0: int, o1: int):
-    """For one strip of output rows: [(binding, out rows (r0, r1), attrs)] in chain order and the
-    path input's rows (a, b)."""
+def tiles(an: Analysis, path: FfmtPath, n: int) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """The output tiles of the chain's last operator: ``n`` row strips x ``path.cols`` columns,
+    row-major."""
+    width = an.values[path.chain[-1]].shape[2]
+    return [(r, c) for r in _split(path.rows, n) for c in _split(width, path.cols)]
+
+
+def plan_tile(an: Analysis, path: FfmtPath, rows: tuple[int, int], cols: tuple[int, int]):
+    """For one output tile: [(binding, out rows, out cols, attrs)] in chain order and the path
+    input's (rows, cols)."""
     steps = []
-    r0, r1 = o0, o1
+    (r0, r1), (c0, c1) = rows, cols
     for name in reversed(path.chain):
         v = an.values[name]
-        a, b, attrs = _rows_needed(an, v, r0, r1)
-        if b <= a:
-            raise ValueError(f"strip rows {o0}..{o1} read no row of {name}'s input")
-        steps.insert(0, (name, (r0, r1), attrs))
-        r0, r1 = a, b
-    return steps, (r0, r1)
+        attrs = dict(v.info.attrs)
+        a, b = _range_needed(an, v, 1, r0, r1, attrs)
+        c, d = _range_needed(an, v, 2, c0, c1, attrs)
+        if b <= a or d <= c:
+            raise ValueError(f"tile {rows} x {cols} reads nothing of {name}'s input")
+        steps.insert(0, (name, (r0, r1), (c0, c1), attrs))
+        (r0, r1), (c0, c1) = (a, b), (c, d)
+    return steps, (r0, r1), (c0, c1)
 
 
-def _macs_per_row(v: Value) -> int:
+def _macs_per_pixel(v: Value) -> int:
     if v.info.kind != "conv2d":
         return 0
-    return v.info.macs // v.shape[1]
+    return v.info.macs // (v.shape[1] * v.shape[2])
 
 
-def _row_bytes(v: Value) -> int:
-    return v.shape[2] * v.shape[3] * np.dtype(v.dtype).itemsize
+def _pixel_bytes(v: Value) -> int:
+    return v.shape[3] * np.dtype(v.dtype).itemsize
 
 
 # -- the path on the planner's graph ----------------------------------------------------------
@@ -232,25 +250,37 @@ def tiled_operators(an: Analysis, path: FfmtPath, n: int, graph_ops: dict):
     ops, tensors = [], {}
     extra_macs = 0
     prev_acc = None
-    last = []
-    for k, (o0, o1) in enumerate(strips(path, n)):
-        steps, (a, b) = plan_strip(an, path, o0, o1)
+    row_pieces, pieces, row_concats = [], [], []
+    grid = tiles(an, path, n)
+    for k, (rows, cols) in enumerate(grid):
+        steps, (a, b), (c, d) = plan_tile(an, path, rows, cols)
         cur = x_store
-        if (a, b) != (0, x.shape[1]):
+        if (a, b, c, d) != (0, x.shape[1], 0, x.shape[2]):
             t = f"{path.chain[0]}__in{k}"
-            tensors[t] = (b - a) * _row_bytes(x)
+            tensors[t] = (b - a) * (d - c) * _pixel_bytes(x)
             ops.append((t, [cur], [t], 0, "slice"))
             cur = t
-        for name, (r0, r1), _ in steps:
+        for name, (r0, r1), (c0, c1), _ in steps:
             v = an.values[name]
             t = part_name(name, k)
-            tensors[t] = (r1 - r0) * _row_bytes(v)
+            px = (r1 - r0) * (c1 - c0)
+            tensors[t] = px * _pixel_bytes(v)
             ws = graph_ops[name].workspace
-            ops.append((t, [cur], [t], -(-ws * (r1 - r0) // v.shape[1]) if ws else 0, v.kind))
-            extra_macs += (r1 - r0) * _macs_per_row(v)
+            ops.append((t, [cur], [t], -(-ws * px // (v.shape[1] * v.shape[2])) if ws else 0, v.kind))
+            extra_macs += px * _macs_per_pixel(v)
             cur = t
         if path.end_kind == "concat":
-            last.append(cur)
+            if path.cols == 1:
+                pieces.append(cur)
+                continue
+            row_pieces.append(cur)
+            if len(row_pieces) == path.cols:  # a full row of tiles: concatenated along W
+                t = f"{path.end}__row{k // path.cols}"
+                last = an.values[path.end]
+                tensors[t] = (rows[1] - rows[0]) * last.shape[2] * _pixel_bytes(last)
+                ops.append((t, row_pieces, [t], 0, "concat"))
+                pieces.append(t)
+                row_pieces = []
             continue
         end = an.values[path.end]
         t = f"{path.end}__acc{k}"
@@ -260,9 +290,9 @@ def tiled_operators(an: Analysis, path: FfmtPath, n: int, graph_ops: dict):
         prev_acc = t
     for name in path.chain:
         v = an.values[name]
-        extra_macs -= v.shape[1] * _macs_per_row(v)
+        extra_macs -= v.shape[1] * v.shape[2] * _macs_per_pixel(v)
     if path.end_kind == "concat":
-        ops.append((path.end, last, [path.end], 0, "concat"))
+        ops.append((path.end, pieces, [path.end], 0, "concat"))
     else:
         ops.append((path.end, [prev_acc], [path.end], 0,
                     "avg_pool_finish" if path.end_kind == "pool" else "requantize_acc"))
@@ -280,7 +310,7 @@ def removed_tensors(an: Analysis, path: FfmtPath) -> set[str]:
 
 
 def emit(emit_op, an: Analysis, path: FfmtPath, n: int, remap):
-    from tvm import relax  # noqa: F401
+    from tvm import relax
 
     from tvm_accel import ops
 
@@ -288,33 +318,43 @@ def emit(emit_op, an: Analysis, path: FfmtPath, n: int, remap):
     first = an.values[path.chain[0]]
     x_val = an.values[first.data[0]]
     x = remap(first.info.data[0])
-    pieces, acc = [], None
+    pieces, row_pieces, acc = [], [], None
     end = an.values[path.end]
-    for k, (o0, o1) in enumerate(strips(path, n)):
-        steps, (a, b) = plan_strip(an, path, o0, o1)
+    last = an.values[path.chain[-1]]
+    for k, (rows, cols) in enumerate(tiles(an, path, n)):
+        steps, (a, b), (c, d) = plan_tile(an, path, rows, cols)
         cur = x
-        if (a, b) != (0, x_val.shape[1]):
-            shape = (x_val.shape[0], b - a, *x_val.shape[2:])
-            cur = emit_op("slice", {"begin": [0, a, 0, 0]}, [cur], [], shape, x_val.dtype,
-                           name_hint=f"{path.chain[0]}__in{k}")
-        for name, (r0, r1), attrs in steps:
+        if (a, b, c, d) != (0, x_val.shape[1], 0, x_val.shape[2]):
+            shape = (x_val.shape[0], b - a, d - c, x_val.shape[3])
+            cur = emit_op("slice", {"begin": [0, a, c, 0]}, [cur], [], shape, x_val.dtype,
+                          name_hint=f"{path.chain[0]}__in{k}")
+        for name, (r0, r1), (c0, c1), attrs in steps:
             v = an.values[name]
-            shape = (v.shape[0], r1 - r0, *v.shape[2:])
+            shape = (v.shape[0], r1 - r0, c1 - c0, v.shape[3])
             cur = emit_op(v.info.kind, attrs, [cur], list(v.info.consts), shape, v.dtype,
-                           name_hint=part_name(name, k))
+                          name_hint=part_name(name, k))
         if path.end_kind == "concat":
-            pieces.append(cur)
+            if path.cols == 1:
+                pieces.append(cur)
+                continue
+            row_pieces.append(cur)
+            if len(row_pieces) == path.cols:
+                shape = (last.shape[0], rows[1] - rows[0], last.shape[2], last.shape[3])
+                pieces.append(emit_op("concat", {"axis": 2}, row_pieces, [], shape, last.dtype,
+                                      name_hint=f"{path.end}__row{k // path.cols}"))
+                row_pieces = []
             continue
         data = [cur] + ([acc] if acc is not None else [])
         if path.end_kind == "pool":
             acc = emit_op("pool_sum_acc", {}, data, [], end.shape, "int32", name_hint=f"{path.end}__acc{k}")
-        else:
-            last = an.values[path.chain[-1]]
-            flat = bb.emit(__import__("tvm").relax.op.reshape(cur, (1, (o1 - o0) * last.shape[2] * last.shape[3])))
-            rows = _row_bytes(last) // np.dtype(last.dtype).itemsize
-            w = ops.const_value(end.info.consts[0])[o0 * rows:o1 * rows, :]
+        else:  # dense rows of this tile's pixels of the flattened [H, W, C]
+            (r0, r1), (c0, c1) = rows, cols
+            h_, w_, ch = last.shape[1:]
+            flat = bb.emit(relax.op.reshape(cur, (1, (r1 - r0) * (c1 - c0) * ch)))
+            idx = [(r * w_ + q) * ch + z for r in range(r0, r1) for q in range(c0, c1) for z in range(ch)]
+            w = ops.const_value(end.info.consts[0])[idx, :]
             acc = emit_op("dense_acc", dict(end.info.attrs), [flat] + data[1:], [w], end.info.out_shape,
-                           "int32", name_hint=f"{path.end}__acc{k}")
+                          "int32", name_hint=f"{path.end}__acc{k}")
     if path.end_kind == "concat":
         return emit_op("concat", {"axis": 1}, pieces, [], end.shape, end.dtype, name_hint=path.end)
     if path.end_kind == "pool":
