@@ -45,11 +45,14 @@ RESULTS = Path(__file__).resolve().parent / "results" / "cycle_model.json"
 DIM_MAP = {"N": "b", "P": "orow", "Q": "ocol", "K": "och", "R": "krow", "S": "kcol", "C": "kch"}
 # Parameters the fit adjusts (the physical ones the data can see); others stay as configured.
 FIT_KEYS = ("dma_bytes_per_cycle", "dma_latency", "dma_max_inflight", "mesh_fill_drain", "preload_cycles",
-            "command_issue_cycles", "execute_queue_entries", "cpu_cycles_per_instruction")
+            "command_issue_cycles", "execute_queue_entries", "cpu_cycles_per_instruction", "compute_rows_per_cycle",
+            "mvout_rows_per_cycle", "load_queue_entries", "store_queue_entries")
 # physically sensible ranges
 FIT_BOUNDS = {"dma_bytes_per_cycle": (1, 64), "dma_latency": (5, 1000), "dma_max_inflight": (1, 256),
               "mesh_fill_drain": (0, 1024), "preload_cycles": (0, 512), "command_issue_cycles": (0.25, 16),
-              "execute_queue_entries": (2, 256), "cpu_cycles_per_instruction": (1, 20)}
+              "execute_queue_entries": (2, 256), "cpu_cycles_per_instruction": (1, 20),
+              "compute_rows_per_cycle": (0.05, 4), "mvout_rows_per_cycle": (0.05, 4), "load_queue_entries": (2, 256),
+              "store_queue_entries": (2, 256)}
 
 
 @dataclasses.dataclass
