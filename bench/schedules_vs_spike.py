@@ -10,14 +10,14 @@ Prints per layer: analytical and Spike cycles of both mappings, and whether Spik
 extended CoSA's mapping is at least as fast; then the rank correlation of the two models.
 Writes bench/results/schedules_vs_spike.json.
 
-    .venv/bin/python bench/schedules_vs_spike.py [--config NAME] [--limit N] [--jobs 2] [--loops hardware|explicit]
+    .venv/bin/python bench/schedules_vs_spike.py [--config NAME] [--limit N] [--jobs 2] [--loops hardware|explicit|ideal]
 
 The programs run one LOOP_CONV_WS per tile with a per-tensor scale, so by default both methods
 rank and cost their mappings under the analytical model of that code
 (``schedule_layer(..., loops="hardware", readout="int8")``: no reuse of inputs / weights across
-tiles, per-tile loop issue, half the accumulator per loop). ``--loops explicit`` costs them as
-if tiles kept what the previous tile loaded (the model before it knew the realisation), to
-compare.
+tiles, the host's per-tile cost, half the accumulator per loop). ``--loops ideal`` costs them as
+if tiles kept what the previous tile loaded at no host cost (the model before it knew the
+realisation), to compare.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def main() -> int:
     ap.add_argument("--config", default="default")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--loops", default="hardware", choices=["hardware", "explicit"],
+    ap.add_argument("--loops", default="hardware", choices=["hardware", "explicit", "ideal"],
                     help="realisation the analytical model assumes (the programs always use hardware loops)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "schedules_vs_spike.json")
     args = ap.parse_args()

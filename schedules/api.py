@@ -94,7 +94,7 @@ def schedule_layer(
     *,
     time_limit: float = 10.0,
     exhaustive_limit: float = 5e7,
-    loops: str = "explicit",
+    loops: str = "ideal",
     readout: str = "int8",
 ) -> ScheduleResult:
     """Schedule one layer on a Gemmini configuration (name, path, GemminiConfig or GemminiArch).
@@ -102,7 +102,8 @@ def schedule_layer(
     ``loops`` / ``readout``: how the code generator realises the mapping (see
     :class:`schedules.cost.Execution`); every method is ranked, and the result costed, under the
     model of that code: ``loops="hardware"`` for one LOOP_CONV_WS / LOOP_WS per tile (no reuse
-    across tiles), ``"explicit"`` for nests that keep weights / inputs across tiles;
+    across tiles), ``"explicit"`` for nests issued by the core that keep weights / inputs across
+    tiles, ``"ideal"`` (default) for the accelerator alone (reuse, no host costs);
     ``readout`` "int8" (per-tensor scale), "per-channel" (one mvout per channel) or "int32".
 
     Raises ScheduleError for a bad layer / method / configuration, or a layer that no tiling

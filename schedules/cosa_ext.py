@@ -97,7 +97,7 @@ class _CaseModel:
         sizes = self.cands.sizes()
         self.offsets = np.cumsum([0, *sizes])
         self.nx = int(self.offsets[-1])
-        self.cost_terms = [t for t in self.terms if t.kind in ("compute", "dma", "edge", "readout")]
+        self.cost_terms = [t for t in self.terms if t.kind in ("compute", "dma", "edge", "readout", "host")]
         self.by_name = {t.name: t for t in self.terms}
         # log values of every term over the one-hot columns
         self.logv: dict[str, np.ndarray] = {}
@@ -153,12 +153,13 @@ class _CaseModel:
         kinds = [t.kind for t in self.cost_terms]
         t_idx = lambda ks: [self.t0 + i for i, k in enumerate(kinds) if k in ks]  # noqa: E731
         if db:
-            for group in (("compute", "edge", "readout"), ("dma", "readout")):
+            for group in (("compute", "edge", "readout"), ("dma", "readout"), ("host", "readout")):
                 cols = t_idx(group)
                 self._row(-inf, 0.0, cols + [self.z], [1.0] * len(cols) + [-1.0])
         else:
-            cols = t_idx(("compute", "dma", "readout"))
-            self._row(-inf, 0.0, cols + [self.z], [1.0] * len(cols) + [-1.0])
+            for group in (("compute", "dma", "readout"), ("host", "readout")):
+                cols = t_idx(group)
+                self._row(-inf, 0.0, cols + [self.z], [1.0] * len(cols) + [-1.0])
         # accumulator: one term, exact in log space; scratchpad: each part alone must fit
         t = self.by_name["acc_rows"]
         self._row(-inf, math.log(self.cap_acc) - math.log(t.coef) + 1e-9, xcols, self.logv["acc_rows"])
@@ -210,11 +211,11 @@ class _CaseModel:
 
     def evaluate(self, choice: tuple[int, ...]) -> tuple[float, bool, float, float]:
         """(exact cycles, fits, weight rows, input rows) of a choice."""
-        sums = {"compute": 0.0, "dma": 0.0, "edge": 0.0, "readout": 0.0}
+        sums = {"compute": 0.0, "dma": 0.0, "edge": 0.0, "readout": 0.0, "host": 0.0}
         for t in self.cost_terms:
             sums[t.kind] += self.value_of(t.name, choice)
-        cyc = (max(sums["compute"] + sums["edge"], sums["dma"]) if self.db else sums["compute"] + sums["dma"]) \
-            + sums["readout"]
+        base = max(sums["compute"] + sums["edge"], sums["dma"]) if self.db else sums["compute"] + sums["dma"]
+        cyc = max(base, sums["host"]) + sums["readout"]
         w = self.value_of("weight_rows", choice)
         i = self.value_of("input_rows", choice)
         a = self.value_of("acc_rows", choice)

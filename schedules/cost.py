@@ -78,7 +78,7 @@ CASE_ORDER = {
 }
 
 
-LOOP_STYLES = ("explicit", "hardware")
+LOOP_STYLES = ("ideal", "explicit", "hardware")
 READOUTS = ("int8", "per-channel", "int32")
 
 
@@ -87,15 +87,19 @@ class Execution:
     """How the code that runs a mapping is realised: what the cycle model must cost.
 
     ``loops``:
-      - ``"explicit"`` (default): the core issues mvin / preload / compute / mvout itself and
-        honours the reuse of the loop order (a tensor is moved in again only when a loop that
-        indexes it advanced, :meth:`GemminiTiling.tiles`);
+      - ``"ideal"`` (default): a sequencer that honours the reuse of the loop order (a tensor is
+        moved in again only when a loop that indexes it advanced, :meth:`GemminiTiling.tiles`)
+        at no host cost: the model of the accelerator alone;
+      - ``"explicit"``: the same reuse, but the core issues every mvin / preload / compute /
+        mvout itself: each command costs the host ``rocc_issue_cycles +
+        EXPLICIT_HOST_INSTRUCTIONS * cpu_cycles_per_instruction`` and the host is one more
+        engine running in parallel (kind ``host``);
       - ``"hardware"``: one LOOP_CONV_WS / LOOP_WS per DRAM tile. The loop moves its weights
         and inputs in on every call (no reuse across tiles: weight traffic multiplied by the N,
-        P, Q trips, input traffic by the K trips, whatever the order), the host sends
-        ``HW_LOOP_COMMANDS`` RoCC commands per tile (six configurations and the loop, each
-        ``rocc_issue_cycles``), and a loop may use only half of the accumulator (the loop
-        unrollers alternate halves).
+        P, Q trips, input traffic by the K trips, whatever the order), a loop may use only half
+        of the accumulator (the loop unrollers alternate halves), and each tile costs the host
+        ``HW_LOOP_COMMANDS * rocc_issue_cycles + HW_LOOP_HOST_INSTRUCTIONS *
+        cpu_cycles_per_instruction`` (the six CONFIGs and the loop, and computing their fields).
     ``readout`` (how results leave the accumulator after the last reduction tile):
       - ``"int8"``: one scaled mvout per DIM block of channels (per-tensor fp32 scale);
       - ``"per-channel"``: per-channel fp32 scales; the store unit has one scale per
@@ -109,9 +113,12 @@ class Execution:
     loops they queue behind the next loop's own output), i.e. they do not overlap compute: they
     are a serial term (kind ``readout``) added to the total. Each of their commands also costs
     the core ``rocc_issue_cycles + READOUT_HOST_INSTRUCTIONS * cpu_cycles_per_instruction``.
+
+    Total: ``max(compute + edge, dma, host) + readout`` double-buffered, ``max(compute + dma,
+    host) + readout`` single-buffered.
     """
 
-    loops: str = "explicit"
+    loops: str = "ideal"
     readout: str = "int8"
 
     def __post_init__(self):
@@ -147,6 +154,12 @@ DEFAULT_EXECUTION = Execution()
 READOUT_HOST_INSTRUCTIONS = 14
 #: RoCC commands the host sends per hardware-loop tile (LOOP_CONV_WS: six CONFIGs + the loop).
 HW_LOOP_COMMANDS = 7
+#: Host instructions per hardware-loop tile of the codegen (tva_conv_tile, ~237 instructions of
+#: field arithmetic in the RISC-V build, plus the generated tile loop around it, ~35).
+HW_LOOP_HOST_INSTRUCTIONS = 270
+#: Host instructions per command of the codegen's explicit nests (static gaps between
+#: consecutive RoCC instructions in the compiled nests: 5-16, inner compute loops 5-8).
+EXPLICIT_HOST_INSTRUCTIONS = 8
 
 
 def as_execution(execution: "Execution | None" = None, *, loops: str | None = None,
@@ -220,8 +233,8 @@ def layer_candidates(layer: Layer, arch: GemminiArch, case: str) -> Candidates:
 @dataclasses.dataclass
 class Term:
     """coef * prod_g values[g][choice_g]; ``kind`` is one of compute, dma, edge (first/last
-    tile in double buffering), readout (serial read-out by the core), sp_w, sp_i, acc
-    (footprints, rows)."""
+    tile in double buffering), readout (serial read-out by the core), host (the core issuing
+    commands), sp_w, sp_i, acc (footprints, rows)."""
 
     kind: str
     name: str
@@ -377,11 +390,19 @@ def build_terms(
             _agg(Q, rq_run))
     add("dma", "dma_latency", G * t["dma_latency"], _agg(N, one), _agg(K, one), _agg(C, one),
         _agg2(P, R, lambda p, r: one(p)), _agg2(Q, S, lambda q, s: one(q)))
+    rocc, cpi = t.get("rocc_issue_cycles", 0.0), t.get("cpu_cycles_per_instruction", 1.0)
     if ex.hardware:
-        # the host issues every tile's loop: HW_LOOP_COMMANDS RoCC commands (a serial cost of
-        # the command stream that the loop's own commands then follow)
-        add("dma", "loop_issue", G * HW_LOOP_COMMANDS * t.get("rocc_issue_cycles", 0.0), _agg(N, one),
+        # the host computes and issues every tile's loop
+        add("host", "loop_host", G * (HW_LOOP_COMMANDS * rocc + HW_LOOP_HOST_INSTRUCTIONS * cpi), _agg(N, one),
             _agg(K, one), _agg(C, one), _agg2(P, R, lambda p, r: one(p)), _agg2(Q, S, lambda q, s: one(q)))
+    elif ex.loops == "explicit":
+        # every command of the nest comes from the host (the counts of the issue terms above)
+        h = (rocc + EXPLICIT_HOST_INSTRUCTIONS * cpi) / issue if issue else 0.0
+        pairs = {"compute_issue": 2.0, "weight_mvins": 1.0, "input_mvins": 1.0, "bias_mvins": 1.0,
+                 "output_mvouts": 1.0}
+        for tm in list(terms):
+            if tm.name in pairs and h:
+                terms.append(Term("host", "host_" + tm.name, tm.coef * h * pairs[tm.name], tm.values))
     if double_buffer:
         # prologue: the first (full) tile's loads; epilogue: the last tile's stores
         n, k, c, p, r, q, s = N.t, K.t, C.t, P.t, R.t, Q.t, S.t
@@ -445,12 +466,14 @@ def term_grid(term: Term, k_slice: slice | None = None) -> np.ndarray:
     return out
 
 
-def total_cycles(compute, dma, edge, double_buffer: bool, readout=0.0):
+def total_cycles(compute, dma, edge, double_buffer: bool, readout=0.0, host=0.0):
     """Single buffering: compute + dma. Double buffering: the first tile's loads, then the
     overlapped rest, then the last tile's stores: edge + max(compute, dma - edge) =
-    max(compute + edge, dma) (dma already contains the edge transfers once). Plus the serial
-    read-out issued by the core (per-channel / int32, see Execution)."""
-    return (np.maximum(compute + edge, dma) if double_buffer else compute + dma) + readout
+    max(compute + edge, dma) (dma already contains the edge transfers once). The host issuing
+    commands is one more engine in parallel (``host``); the read-out issued by the core
+    (per-channel / int32, see Execution) is serial."""
+    base = np.maximum(compute + edge, dma) if double_buffer else compute + dma
+    return np.maximum(base, host) + readout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -465,6 +488,7 @@ class CycleEstimate:
     dim: int
     breakdown: dict[str, float]
     readout_cycles: float = 0.0  # serial read-out issued by the core (Execution.readout per-channel / int32)
+    host_cycles: float = 0.0  # the host issuing commands / loops (Execution.loops explicit / hardware)
 
     @property
     def utilization(self) -> float:
@@ -514,10 +538,11 @@ def evaluate(layer: Layer, mapping: Mapping | GemminiTiling, arch: GemminiArch,
     for tm in terms:
         by_kind[tm.kind] = by_kind.get(tm.kind, 0.0) + vals[tm.name]
     comp, dma, edge = by_kind.get("compute", 0.0), by_kind.get("dma", 0.0), by_kind.get("edge", 0.0)
-    readout = by_kind.get("readout", 0.0)
-    cycles = float(total_cycles(comp, dma, edge, db, readout))
+    readout, host = by_kind.get("readout", 0.0), by_kind.get("host", 0.0)
+    cycles = float(total_cycles(comp, dma, edge, db, readout, host))
     return CycleEstimate(
         cycles=cycles, compute_cycles=comp, dma_cycles=dma, edge_cycles=edge, readout_cycles=readout,
+        host_cycles=host,
         sp_rows=int(round(by_kind["sp_w"] + by_kind["sp_i"])), acc_rows=int(round(by_kind["acc"])),
         macs=layer.macs, dim=arch.dim, breakdown=vals,
     )
