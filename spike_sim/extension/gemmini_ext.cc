@@ -802,43 +802,33 @@ class Gemmini {
     lds[1].stride = lw_sB;
     lds[1].block_stride = DIM;
     st_stride = lw_sC * (full_C ? 4 : 1);
-    // As in Gemmini's loop unroller, the execute generator starts once the load generators have
-    // issued all of this loop's loads, the store generator once the execute one has issued all.
-    auto a_addr_of = [&](uint64_t i, uint64_t k) { return (uint32_t)(a_start + (i * K + k) * DIM); };
-    auto b_addr_of = [&](uint64_t k, uint64_t j) { return (uint32_t)(b_start + (k * J + j) * DIM); };
     for (uint64_t k = 0; k < K; k++)
       for (uint64_t j = 0; j < J; j++)
         for (uint64_t i = 0; i < I; i++) {
+          uint32_t a_addr = (uint32_t)(a_start + (i * K + k) * DIM);
+          uint32_t b_addr = (uint32_t)(b_start + (k * J + j) * DIM);
           if (j == 0) {
-            if (ta) mvin(p, 0, lw_A + (k * DIM * lw_sA + i * DIM), pack(a_addr_of(i, k), rows_of(i, I, lw_padI), rows_of(k, K, lw_padK)), next(LD));
-            else mvin(p, 0, lw_A + (i * DIM * lw_sA + k * DIM), pack(a_addr_of(i, k), rows_of(k, K, lw_padK), rows_of(i, I, lw_padI)), next(LD));
+            if (ta) mvin(p, 0, lw_A + (k * DIM * lw_sA + i * DIM), pack(a_addr, rows_of(i, I, lw_padI), rows_of(k, K, lw_padK)), next(LD));
+            else mvin(p, 0, lw_A + (i * DIM * lw_sA + k * DIM), pack(a_addr, rows_of(k, K, lw_padK), rows_of(i, I, lw_padI)), next(LD));
           }
           if (i == 0) {
-            if (tb) mvin(p, 1, lw_B + (j * DIM * lw_sB + k * DIM), pack(b_addr_of(k, j), rows_of(k, K, lw_padK), rows_of(j, J, lw_padJ)), next(LD));
-            else mvin(p, 1, lw_B + (k * DIM * lw_sB + j * DIM), pack(b_addr_of(k, j), rows_of(j, J, lw_padJ), rows_of(k, K, lw_padK)), next(LD));
+            if (tb) mvin(p, 1, lw_B + (j * DIM * lw_sB + k * DIM), pack(b_addr, rows_of(k, K, lw_padK), rows_of(j, J, lw_padJ)), next(LD));
+            else mvin(p, 1, lw_B + (k * DIM * lw_sB + j * DIM), pack(b_addr, rows_of(j, J, lw_padJ), rows_of(k, K, lw_padK)), next(LD));
           }
-        }
-    tq[EX] = std::max(tq[EX], tm.last_dispatch);
-    for (uint64_t k = 0; k < K; k++)
-      for (uint64_t j = 0; j < J; j++)
-        for (uint64_t i = 0; i < I; i++) {
           uint32_t c_addr = ACC | (acc_base + (uint32_t)((i * J + j) * DIM));
           if (k > 0 || have_D || ex_accumulate) c_addr |= ACCUM;
           uint32_t b_rows_n = tb ? rows_of(j, J, lw_padJ) : rows_of(k, K, lw_padK);
           uint32_t b_cols_n = tb ? rows_of(k, K, lw_padK) : rows_of(j, J, lw_padJ);
-          preload(i == 0 ? pack(b_addr_of(k, j), b_cols_n, b_rows_n) : garbage_op(),
+          preload(i == 0 ? pack(b_addr, b_cols_n, b_rows_n) : garbage_op(),
                   pack(c_addr, rows_of(j, J, lw_padJ), rows_of(i, I, lw_padI)), next(EX));
           uint32_t a_rows_n = ta ? rows_of(k, K, lw_padK) : rows_of(i, I, lw_padI);
           uint32_t a_cols_n = ta ? rows_of(i, I, lw_padI) : rows_of(k, K, lw_padK);
-          compute(i == 0, pack(a_addr_of(i, k), a_cols_n, a_rows_n), garbage_op(), next(EX));
-        }
-    tq[ST] = std::max(tq[ST], tm.last_dispatch);
-    if (lw_C != 0)
-      for (uint64_t j = 0; j < J; j++)
-        for (uint64_t i = 0; i < I; i++) {
-          uint64_t dram = lw_C + (i * DIM * lw_sC + j * DIM) * (full_C ? 4 : 1);
-          uint32_t src = ACC | (full_C ? 0x20000000u : 0) | (acc_base + (uint32_t)((i * J + j) * DIM));
-          mvout(p, dram, pack(src, rows_of(j, J, lw_padJ), rows_of(i, I, lw_padI)), next(ST), act ? act : -1);
+          compute(i == 0, pack(a_addr, a_cols_n, a_rows_n), garbage_op(), next(EX));
+          if (k == K - 1 && lw_C != 0) {
+            uint64_t dram = lw_C + (i * DIM * lw_sC + j * DIM) * (full_C ? 4 : 1);
+            uint32_t src = ACC | (full_C ? 0x20000000u : 0) | (acc_base + (uint32_t)((i * J + j) * DIM));
+            mvout(p, dram, pack(src, rows_of(j, J, lw_padJ), rows_of(i, I, lw_padI)), next(ST), act ? act : -1);
+          }
         }
     a_transpose = save_ta; b_transpose = save_tb; a_stride = save_as; c_stride = save_cs;
     lds[0] = save_ld[0]; lds[1] = save_ld[1]; lds[2] = save_ld[2];
@@ -983,9 +973,7 @@ class Gemmini {
           }
         }
       }
-    // 4. compute: per och block, kernel position, ich block, output pixels in rows of DIM;
-    // the execute generator starts once all loads of this loop are issued (as in Gemmini)
-    tq[EX] = std::max(tq[EX], tm.last_dispatch);
+    // 4. compute: per och block, kernel position, ich block, output pixels in rows of DIM
     a_stride = (uint32_t)stride;
     for (uint64_t ob = 0; ob < och_blocks; ob++) {
       uint32_t nch = (uint32_t)std::min<uint64_t>(DIM, pochs - ob * DIM);
@@ -1017,8 +1005,7 @@ class Gemmini {
                 }
           }
     }
-    // 5. output (with pooling through the store unit's pooling), once all computes are issued
-    tq[ST] = std::max(tq[ST], tm.last_dispatch);
+    // 5. output (with pooling through the store unit's pooling)
     if (output_addr != 0) {
       if (pool) {
         pool_stride = (uint32_t)pstride; pool_size = (uint32_t)psize; pool_upad = (uint32_t)pupad; pool_lpad = (uint32_t)plpad;
