@@ -91,7 +91,8 @@ class Execution:
         moved in again only when a loop that indexes it advanced, :meth:`GemminiTiling.tiles`)
         at no host cost: the model of the accelerator alone;
       - ``"explicit"``: the same reuse, but the core issues every mvin / preload / compute /
-        mvout itself: each command costs the host ``rocc_issue_cycles +
+        mvout itself, moving weights and inputs in DIM-column pieces (one mvin, and one DRAM
+        request per row, per DIM x DIM block): each command costs the host ``rocc_issue_cycles +
         EXPLICIT_HOST_INSTRUCTIONS * cpu_cycles_per_instruction`` and the host is one more
         engine running in parallel (kind ``host``);
       - ``"hardware"``: one LOOP_CONV_WS / LOOP_WS per DRAM tile. The loop moves its weights
@@ -310,6 +311,15 @@ def build_terms(
         """Store cycles of one output row of k channels moved out channel by channel."""
         return (k // dim) * chan_cum[dim] + chan_cum[k % dim]
     issue = t["command_issue_cycles"]
+    if ex.loops == "explicit":
+        # the codegen's explicit nests move weights and inputs in DIM-column pieces (one mvin
+        # per DIM x DIM block): every piece of a row is its own DRAM request
+        cols = dim
+
+        def xfer_in(b):
+            return (b // dim) * xfer(np.full_like(b, dim)) + np.where(b % dim > 0, xfer(np.maximum(b % dim, 1)), 0.0)
+    else:
+        xfer_in = xfer
     conv_rows = layer.P * layer.Q > 1
     G = float(layer.G)
     N, K, C = _Dim(layer.N, cands.N), _Dim(layer.K, cands.K), _Dim(layer.C, cands.C)
@@ -346,13 +356,13 @@ def build_terms(
         _agg2(P, R, lambda p, r: one(p)), _agg2(Q, S, lambda q, s: one(q)))
     # weights: iterate K C R S; N P Q count when they multiply weight traffic
     wn, wp, wq = cnt(N, "N" in w_mult), cnt(P, "P" in w_mult), cnt(Q, "Q" in w_mult)
-    add("dma", "weight_xfer", G, wn, _agg(K, xfer), _agg(C, ident),
+    add("dma", "weight_xfer", G, wn, _agg(K, xfer_in), _agg(C, ident),
         wp * _agg(R, ident), wq * _agg(S, ident))
     add("dma", "weight_mvins", G * issue, wn, _agg(K, lambda k: _ceil(k, cols)), _agg(C, kb),
         wp * _agg(R, ident), wq * _agg(S, ident))
     # inputs: iterate N C P R Q S; K counts when it multiplies input traffic
     ik = cnt(K, "K" in i_mult)
-    add("dma", "input_xfer", G, _agg(N, ident), ik, _agg(C, xfer),
+    add("dma", "input_xfer", G, _agg(N, ident), ik, _agg(C, xfer_in),
         _agg2(P, R, ih), _agg2(Q, S, iw))
     add("dma", "input_mvins", G * issue, _agg(N, ident), ik, _agg(C, lambda c: _ceil(c, cols)),
         _agg2(P, R, ih), _agg2(Q, S, lambda q, s: _ceil(iw(q, s), dim)))
@@ -406,9 +416,9 @@ def build_terms(
     if double_buffer:
         # prologue: the first (full) tile's loads; epilogue: the last tile's stores
         n, k, c, p, r, q, s = N.t, K.t, C.t, P.t, R.t, Q.t, S.t
-        add("edge", "first_weights", 1, one(n), xfer(k), c, r, s)
+        add("edge", "first_weights", 1, one(n), xfer_in(k), c, r, s)
         add("edge", "first_weight_mvins", issue, one(n), _ceil(k, cols), kb(c), r, s)
-        add("edge", "first_inputs", 1, n, one(k), xfer(c), ih(p, r), iw(q, s))
+        add("edge", "first_inputs", 1, n, one(k), xfer_in(c), ih(p, r), iw(q, s))
         add("edge", "first_input_mvins", issue, n, one(k), _ceil(c, cols), ih(p, r), _ceil(iw(q, s), dim))
         if layer.bias:
             add("edge", "first_bias", 1, n, xfer(4 * k), one(c), p, q)

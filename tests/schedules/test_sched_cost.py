@@ -203,6 +203,11 @@ def walk_execution(layer: Layer, mapping: Mapping, arch, loops: str, readout: st
         i = n * ih * iw * xfer(c) + issue * n * ih * cdiv(iw, dim) * cdiv(c, max(dim, arch.dma_max_bytes))
         key_w, key_i = tuple(pos[d] for d in "GKCRS"), tuple(pos[d] for d in "GNCPQRS")
         cols = max(dim, arch.dma_max_bytes)
+        if loops == "explicit":  # DIM-column pieces, one mvin per DIM x DIM block
+            cols = dim
+            pieces = lambda nb: sum(xfer(min(dim, nb - o)) for o in range(0, nb, dim))  # noqa: E731
+            w = r * s * c * pieces(k) + issue * r * s * cdiv(c, dim) * cdiv(k, cols)
+            i = n * ih * iw * pieces(c) + issue * n * ih * cdiv(iw, dim) * cdiv(c, cols)
         ncmd = 2 * kb * cdiv(c, dim) * r * s * rows  # preload + compute pairs
         if hw or key_w != prev_w:
             dma_total += w
@@ -237,8 +242,10 @@ def walk_execution(layer: Layer, mapping: Mapping, arch, loops: str, readout: st
         kb, rows = cdiv(k, dim), (n * p * cdiv(q, dim) if conv_rows else cdiv(n, dim))
         ih = (p - 1) * layer.stride_h + (r - 1) * layer.dilation_h + 1
         iw = (q - 1) * layer.stride_w + (s - 1) * layer.dilation_w + 1
-        edge = r * s * c * xfer(k) + issue * r * s * cdiv(c, dim) * cdiv(k, max(dim, arch.dma_max_bytes))
-        edge += n * ih * iw * xfer(c) + issue * n * ih * cdiv(iw, dim) * cdiv(c, max(dim, arch.dma_max_bytes))
+        cols = dim if loops == "explicit" else max(dim, arch.dma_max_bytes)
+        row = (lambda nb: sum(xfer(min(dim, nb - o)) for o in range(0, nb, dim))) if loops == "explicit" else xfer
+        edge = r * s * c * row(k) + issue * r * s * cdiv(c, dim) * cdiv(k, cols)
+        edge += n * ih * iw * row(c) + issue * n * ih * cdiv(iw, dim) * cdiv(c, cols)
         edge += t["dma_latency"]
         edge += (n * p * q * xfer(4 * k) + issue * rows * kb) if layer.bias else 0.0
         if hw or readout == "int8":
