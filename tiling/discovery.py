@@ -148,7 +148,7 @@ def _pareto(points: list[dict]) -> list[dict]:
     for pt in sorted(points, key=lambda q: (q["arena"], q["mac_overhead_percent"])):
         if not front or pt["mac_overhead_percent"] < front[-1]["mac_overhead_percent"]:
             front.append(pt)
-    return front
+    return [{**pt, "mac_overhead_percent": round(pt["mac_overhead_percent"], 3)} for pt in front]
 
 
 def discover(mod, method: str = "auto", max_partitions: int = 25, max_mac_overhead: float | None = None,
@@ -227,7 +227,7 @@ def discover(mod, method: str = "auto", max_partitions: int = 25, max_mac_overhe
                 p = plan(ng, order=order, layout="greedy", align=align)
                 desc = [*(f"{ap[0].method}:{ap[0].describe()} x{ap[1]}" for ap in st.applied),
                         f"{path.method}:{path.describe()} x{n}"]
-                points.append({"arena": p.arena_bytes, "mac_overhead_percent": round(overhead, 3), "paths": desc})
+                points.append({"arena": p.arena_bytes, "mac_overhead_percent": overhead, "paths": desc})
                 key = (p.arena_bytes, 0 if path.method == "fdt" else 1, total_extra, len(path.bindings), n)
                 if best is None or key < best[0]:
                     best = (key, path, n, ng, order, steps, total_extra)
