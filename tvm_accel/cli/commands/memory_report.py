@@ -38,6 +38,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--inplace", action="store_true",
                    help="let elementwise kernels (add, mul, requantize, ...) write over an input that "
                    "dies there (what the arena would be if the C emitter allowed it)")
+    p.add_argument("--board", default=None, metavar="NAME",
+                   help="also build for this board (tvm_accel/boards.json) and check flash and RAM against its limits")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--plot", metavar="FILE", default=None, help="draw the layout into FILE (.svg or .png)")
     add_tiling_arguments(p)
@@ -115,15 +117,19 @@ def run(args: argparse.Namespace) -> int:
                                  workspace=args.workspace, inplace=args.inplace)[0]
     if args.plot:
         plot_plan(tiled_plan or p, args.plot, baseline=b)
+    fit = board_fit_check(args.board, tiled.module if tiled is not None and tiled.module is not None else args.model,
+                          progress) if args.board else None
     if args.json:
         out = report_json(r)
+        if fit is not None:
+            out["board"] = fit
         if tiled is not None:
             out["tiling"] = {**tiled.to_json(), "tiled_arena_bytes": tiled_plan.arena_bytes if tiled_plan else p.arena_bytes,
                              "tiled_plan": tiled_plan.to_json() if tiled_plan else None}
         if args.plot:
             out["plot"] = args.plot
         print(json.dumps(out, indent=2))
-        return 0
+        return 0 if fit is None or fit["fits"] else 1
     print(f"{r['model']}: {len(p.order)} operators, alignment {p.align} B, "
           f"inputs/outputs {'in the arena' if p.inputs_in_arena else 'outside the arena'}")
     print()
@@ -141,6 +147,28 @@ def run(args: argparse.Namespace) -> int:
             print(f"tiled arena (planned from scratch): {tiled_plan.arena_bytes:,} B")
         for line in tiling_lines(tiled):
             print(line)
+    if fit is not None:
+        print()
+        print(fit["summary"])
     if args.plot:
         print(f"plot: {args.plot}")
-    return 0
+    return 0 if fit is None or fit["fits"] else 1
+
+
+def board_fit_check(board: str, model, progress=None) -> dict:
+    """Build the model for ``board`` and compare flash and RAM with its limits: a dict with
+    ``fits``, the memory figures (or the overflow) and a one-line ``summary``."""
+    from ...cortexm import DoesNotFit
+    from ...deploy import board_fit
+
+    try:
+        mem = board_fit(model, board, progress=progress)
+    except DoesNotFit as err:
+        return {"board": err.board, "fits": False, "region": err.region, "overflow_bytes": err.overflow,
+                "summary": f"board {err.board}: DOES NOT FIT: {err.region} overflowed by {err.overflow:,} bytes"}
+    d = mem.to_dict()
+    ram = f"RAM {mem.ram_bytes:,} of {mem.ram_limit:,} B" if mem.ram_limit else f"RAM {mem.ram_bytes:,} B"
+    flash = f"flash {mem.flash_bytes:,} of {mem.flash_limit:,} B" if mem.flash_limit else f"flash {mem.flash_bytes:,} B"
+    verdict = "fits" if mem.fits else "DOES NOT FIT"
+    return {**d, "fits": bool(mem.fits), "summary": f"board {mem.board}: {verdict}: {flash}, {ram} "
+            f"(arena {mem.ram.get('arena', 0):,} B, stack {mem.ram.get('stack', 0):,} B)"}
