@@ -207,21 +207,17 @@ def _reorder_bindings(func, step_order: list[str], step_names: list[str]):
     return relax.BlockBuilder().normalize(new)
 
 
-def record_plan(ex: ExtractedModel, p: Plan, func_name: str = "main"):
-    """The legalized module with ``main`` in the plan's order and the plan recorded on it."""
-    import tvm
-
-    mod = ex.module
-    func = _reorder_bindings(mod[func_name], p.order, ex.step_names)
+def plan_record(graph: Graph, views: dict[str, str], p: Plan) -> dict:
+    """A plan in the recorded format (docs/memory-planner.md): offsets by tensor name (views at
+    the offset of the storage they view, workspaces as ``<op>/workspace``), order, arena."""
     offsets = {}
     for b in p.buffers:
-        names = b.tensors or (b.name,)
-        for t in names:
-            offsets[t] = [b.offset, ex.graph.tensors[t].size if t in ex.graph.tensors else b.size]
-    for view, root in ex.views.items():
+        for t in b.tensors or (b.name,):
+            offsets[t] = [b.offset, graph.tensors[t].size if t in graph.tensors else b.size]
+    for view, root in views.items():
         if root in offsets:
             offsets[view] = [offsets[root][0], offsets[root][1]]
-    attr = {
+    return {
         "format": PLAN_FORMAT,
         "arena_bytes": p.arena_bytes,
         "align": p.align,
@@ -233,7 +229,15 @@ def record_plan(ex: ExtractedModel, p: Plan, func_name: str = "main"):
         "inputs_in_arena": p.inputs_in_arena,
         "outputs_in_arena": p.outputs_in_arena,
     }
-    func = func.with_attr(PLAN_ATTR, tvm.runtime.convert(attr))
+
+
+def record_plan(ex: ExtractedModel, p: Plan, func_name: str = "main"):
+    """The legalized module with ``main`` in the plan's order and the plan recorded on it."""
+    import tvm
+
+    mod = ex.module
+    func = _reorder_bindings(mod[func_name], p.order, ex.step_names)
+    func = func.with_attr(PLAN_ATTR, tvm.runtime.convert(plan_record(ex.graph, ex.views, p)))
     out = tvm.IRModule(dict(mod.functions_items()), attrs=mod.attrs)
     out[func_name] = func
     return out
