@@ -2,6 +2,7 @@
 # Both install whatever is missing first (Debian packages, .venv, native build).
 PY := .venv/bin/python
 MODEL ?=
+ARGS ?=
 
 .PHONY: setup demo test test-all bench
 
@@ -9,7 +10,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	@$(PY) -m tvm_accel demo $(MODEL)
+	@$(PY) -m tvm_accel demo $(MODEL) $(ARGS)
 
 test: setup
 	@$(PY) -m pytest -q
