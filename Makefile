@@ -4,7 +4,7 @@ PY := .venv/bin/python
 MODEL ?=
 ARGS ?=
 
-.PHONY: setup demo test test-all bench
+.PHONY: setup demo test test-all
 
 setup:
 	@bash scripts/setup.sh
