@@ -55,6 +55,7 @@ class Analysis:
     """Planner graph + Relax bindings of ``mod["main"]`` (one binding block)."""
 
     def __init__(self, mod, name: str = "model"):
+        import tvm
         from tvm import relax
 
         from tvm_accel import ops
@@ -71,7 +72,7 @@ class Analysis:
             raise TilingError(f"fused tiling needs main with one binding block, it has {len(blocks)}")
         self.params = [p.name for p in main.params]
         self.values: dict[str, Value] = {}
-        alias_ops = {__import__("tvm").ir.Op.get(n) for n in ALIAS_OPS}
+        alias_ops = {tvm.ir.Op.get(n) for n in ALIAS_OPS}
         kernel_names = {op.name for op in self.graph.operators}
         for p in main.params:
             self.values[p.name] = Value(p.name, _shape(p), str(p.ty.dtype), is_param=True)

@@ -10,6 +10,7 @@ halos that overlap the neighbouring tiles (recomputed MACs). The first operator 
 - "concat": the last operator's tiles are concatenated (along W per row of tiles, then H);
 - "pool": a global average pool after the chain: each strip adds its int32 window sums
   (``pool_sum_acc``) and ``avg_pool_finish`` divides once, exactly as the pool;
+- "mean": a MEAN over H and W after the chain: the same sums, ``mean_finish`` requantizes once;
 - "lip": flatten + dense after the chain: each tile is a set of the dense's input rows
   (gathered), so it adds its int32 partial sum (``dense_acc``) and ``requantize_acc``
   finishes once.
@@ -61,7 +62,8 @@ class FfmtPath:
         return [n for n in counts if n <= self.rows and n * self.cols <= max_partitions]
 
     def detail(self, n: int) -> str:
-        how = {"concat": "concatenated", "pool": "int32 pool sums", "lip": "int32 partial sums"}[self.end_kind]
+        how = {"concat": "concatenated", "pool": "int32 pool sums", "mean": "int32 mean sums",
+               "lip": "int32 partial sums"}[self.end_kind]
         if self.cols == 1:
             return f"{self.rows} rows in {n} strips, {how}"
         return f"{n} x {self.cols} tiles, {how}"
@@ -85,6 +87,15 @@ def _is_global_avg_pool(an: Analysis, v: Value) -> bool:
     _, h, w, _ = an.values[v.data[0]].shape
     a = v.info.attrs
     return (tuple(a["pool_size"]) == (h, w) and not any(a["padding"]) and v.shape[1] == 1 and v.shape[2] == 1)
+
+
+def _is_spatial_mean(an: Analysis, v: Value) -> bool:
+    """MEAN over exactly H and W of a 4-D tensor (keepdims or not)."""
+    if v.info is None or v.info.kind != "mean" or len(v.data) != 1:
+        return False
+    src = an.values[v.data[0]]
+    return len(src.shape) == 4 and sorted(ax % 4 for ax in v.info.attrs["axes"]) == [1, 2] \
+        and v.shape[-1] == src.shape[-1]
 
 
 def _is_flatten_dense(an: Analysis, v: Value) -> bool:
@@ -128,6 +139,9 @@ def grow(an: Analysis, through: str, used: set[str] = frozenset()) -> tuple[list
         nxt = an.values[cur.consumers[0]]
         if _is_global_avg_pool(an, nxt):
             tail, down_stop = ("pool", nxt.name, None), f"{nxt.name} (global average pool) sums strips"
+            break
+        if _is_spatial_mean(an, nxt):
+            tail, down_stop = ("mean", nxt.name, None), f"{nxt.name} (mean over H, W) sums strips"
             break
         if _is_flatten_dense(an, nxt):
             d = an.values[nxt.consumers[0]]
@@ -286,7 +300,7 @@ def tiled_operators(an: Analysis, path: FfmtPath, n: int, graph_ops: dict):
         t = f"{path.end}__acc{k}"
         tensors[t] = int(np.prod(end.shape)) * 4
         ops.append((t, [cur] + ([prev_acc] if prev_acc else []), [t], 0,
-                    "pool_sum_acc" if path.end_kind == "pool" else "dense_acc"))
+                    "dense_acc" if path.end_kind == "lip" else "pool_sum_acc"))
         prev_acc = t
     for name in path.chain:
         v = an.values[name]
@@ -294,8 +308,8 @@ def tiled_operators(an: Analysis, path: FfmtPath, n: int, graph_ops: dict):
     if path.end_kind == "concat":
         ops.append((path.end, pieces, [path.end], 0, "concat"))
     else:
-        ops.append((path.end, [prev_acc], [path.end], 0,
-                    "avg_pool_finish" if path.end_kind == "pool" else "requantize_acc"))
+        finish = {"pool": "avg_pool_finish", "mean": "mean_finish", "lip": "requantize_acc"}[path.end_kind]
+        ops.append((path.end, [prev_acc], [path.end], 0, finish))
     return ops, tensors, extra_macs
 
 
@@ -345,8 +359,9 @@ def emit(emit_op, an: Analysis, path: FfmtPath, n: int, remap):
                 row_pieces = []
             continue
         data = [cur] + ([acc] if acc is not None else [])
-        if path.end_kind == "pool":
-            acc = emit_op("pool_sum_acc", {}, data, [], end.shape, "int32", name_hint=f"{path.end}__acc{k}")
+        if path.end_kind in ("pool", "mean"):
+            acc_shape = (last.shape[0], 1, 1, last.shape[3])
+            acc = emit_op("pool_sum_acc", {}, data, [], acc_shape, "int32", name_hint=f"{path.end}__acc{k}")
         else:  # dense rows of this tile's pixels of the flattened [H, W, C]
             (r0, r1), (c0, c1) = rows, cols
             h_, w_, ch = last.shape[1:]
@@ -362,6 +377,13 @@ def emit(emit_op, an: Analysis, path: FfmtPath, n: int, remap):
         attrs = {"count": src.shape[1] * src.shape[2], "act_min": end.info.attrs["act_min"],
                  "act_max": end.info.attrs["act_max"]}
         return emit_op("avg_pool_finish", attrs, [acc], [], end.shape, end.dtype, name_hint=path.end)
+    if path.end_kind == "mean":
+        src = an.values[end.data[0]]
+        a = end.info.attrs
+        attrs = {"input_zero_point": a["input_zero_point"], "count": src.shape[1] * src.shape[2],
+                 "multiplier": a["multiplier"], "shift": a["shift"], "rounding": a["rounding"],
+                 "output_zero_point": a["output_zero_point"]}
+        return emit_op("mean_finish", attrs, [acc], [], end.shape, end.dtype, name_hint=path.end)
     epilogue = {k: end.info.attrs[k] for k in ("output_zero_point", "act_min", "act_max", "rounding")
                 if k in end.info.attrs}
     consts = [ops.const_value(c) for c in end.info.consts[1:4]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import tiling
@@ -163,7 +163,7 @@ def _ffmt_case(tmp_path_factory, spec, data):
     planned arena of the rewritten module never above the reported one."""
     model = _model(tmp_path_factory.mktemp("chain"), _build_chain(spec), seed=spec[-1])
     paths = tiling.candidate_paths(model.mod, method="ffmt")
-    assert paths, f"no FFMT path in {spec}"
+    assume(paths)  # a single conv into a dense has no spatial chain
     path = data.draw(st.sampled_from(paths))
     n = data.draw(st.integers(2, path.rows))
     try:

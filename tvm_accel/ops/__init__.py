@@ -117,6 +117,10 @@ KINDS: dict[str, OpKind] = {
         OpKind("avg_pool_finish", lambda d, c, o, a: kernels.build_avg_pool_finish(d[0], a),
                "int32 window sums -> int8 average (sum / count rounded half away from zero, clamped), the "
                "end of a global average pool computed by tiles. attrs: count, act_min, act_max."),
+        OpKind("mean_finish", lambda d, c, o, a: kernels.build_mean_finish(d[0], o, a),
+               "int32 sums over H, W ([N, 1, 1, C]) -> MEAN over H, W: (sum - input_zero_point * count) "
+               "requantized (multiplier / shift with 1/count folded, rounding) + output_zero_point. "
+               "attrs: input_zero_point, count, multiplier, shift, rounding, output_zero_point."),
         OpKind("requantize_acc", lambda d, c, o, a: kernels.build_requantize_acc(d[0], a),
                "int32 accumulator + bias -> per-channel requantization (rounding) + output_zero_point, "
                "clamp to [act_min, act_max] -> int8: the epilogue of conv2d / dense after summed "

@@ -474,3 +474,19 @@ def build_avg_pool_finish(acc_shape, a: dict):
 
     out = te.compute(acc_shape, fn, name="out")
     return _finish([acc, out])
+
+
+def build_mean_finish(acc_shape, out_shape, a: dict):
+    """int32 sums over H and W ([N, 1, 1, C], from ``pool_sum_acc``) -> TFLite MEAN's int8
+    result: (sum - input_zero_point * count) requantized by the mean's multiplier / shift
+    (1 / count folded in), + output zero point, clamped (as ``build_mean``)."""
+    acc = te.placeholder(acc_shape, I32, name="acc")
+    offset = tirx.const(a["input_zero_point"] * a["count"], I32)
+
+    def fn(*i):
+        total = acc[i[0], 0, 0, i[-1]] - offset
+        return clamp_i8(requantize_expr(total, tirx.const(a["multiplier"], I32), tirx.const(a["shift"], I32),
+                                        a["rounding"]) + a["output_zero_point"], -128, 127)
+
+    out = te.compute(out_shape, fn, name="out")
+    return _finish([acc, out])
