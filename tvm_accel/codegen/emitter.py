@@ -81,26 +81,61 @@ def plan_no_reuse(graph: Graph) -> ArenaPlan:
 
 def plan_memory(graph: Graph, order: str = "optimal", layout: str = "optimal", align: int = ALIGN,
                 order_time_limit: float = 5.0, layout_time_limit: float = 5.0, **kw) -> ArenaPlan:
-    """Offsets (and operator order) from ``memory_planner`` for the graph's steps, their
-    activations and kernel workspaces, through the one conversion to the planner's graph
-    (``tvm_accel.memory.memory_graph``: views share their storage) and the recorded-plan format.
+    """Offsets (and operator order) from ``memory_planner``: the graph's steps, their
+    activations (reshape-style aliases as alias operators) and kernel workspaces.
+
+    Tensors are named by id here, not by binding name as in ``tvm_accel.memory.memory_graph``:
+    partitioned modules (Gemmini BYOC) can repeat binding names, which a plan recorded by name
+    cannot represent.
 
     The solver time limits are generous (the solvers stop as soon as they prove optimality,
     within milliseconds on the reference models) so that a loaded machine does not change
     the arena."""
     import memory_planner as mp
 
-    from ..memory import memory_graph, plan_record
-
-    g, _, views = memory_graph(graph, name=f"model-{len(graph.steps)}-steps")
+    g = mp.Graph(f"model-{len(graph.steps)}-steps")
+    T = graph.tensors
+    name = lambda tid: f"t{tid}"
+    for t in T:
+        if t.kind != "weight" and T[t.storage].kind != "weight":
+            g.add_tensor(name(t.id), t.nbytes)
+    for tid in graph.inputs:
+        g.mark_input(name(tid))
+    for tid in graph.outputs:
+        g.mark_output(name(tid))
+    # An alias is a view of its storage's root: one alias operator right after the producer.
+    aliases_of: dict[int, list[int]] = {}
+    for t in T:
+        if t.storage != t.id and t.kind != "weight":
+            aliases_of.setdefault(t.storage, []).append(t.id)
+    for tid in graph.inputs:
+        for a in aliases_of.get(tid, []):
+            g.add_operator(f"alias{a}", [name(tid)], [name(a)], alias=True, kind="reshape")
+    for s in graph.steps:
+        acts = [a for a in s.args if a not in s.outputs and T[a].kind != "weight" and T[T[a].storage].kind != "weight"]
+        g.add_operator(f"s{s.index}", list(dict.fromkeys(name(a) for a in acts)), [name(o) for o in s.outputs],
+                       workspace=s.workspace, kind=s.op)
+        for o in s.outputs:
+            for a in aliases_of.get(o, []):
+                g.add_operator(f"alias{a}", [name(o)], [name(a)], alias=True, kind="reshape")
     p = mp.plan(g, order=order, layout=layout, align=align, order_time_limit=order_time_limit,
                 layout_time_limit=layout_time_limit, **kw)
-    arena = plan_from_recorded(graph, plan_record(g, views, p))
-    arena.source = f"memory_planner ({p.method})"
-    arena.details = {"lower_bound": p.lower_bound, "best_order_bound": p.best_order_bound,
-                     "order_optimal": p.order_optimal, "layout_optimal": p.layout_optimal,
-                     "seconds": round(p.seconds, 3)}
-    return arena
+    offsets = {}
+    for b in p.buffers:
+        if b.kind == "workspace":
+            offsets[("ws", int(b.name.split("/")[0][1:]))] = b.offset
+        else:
+            offsets[int(b.tensors[0][1:])] = b.offset
+    for t in graph.storage_tensors():  # the root's offset (a buffer is named by its root tensor)
+        if t.id not in offsets:
+            for b in p.buffers:
+                if name(t.id) in b.tensors:
+                    offsets[t.id] = b.offset
+    step_order = [int(n[1:]) for n in p.order if n.startswith("s")]
+    return ArenaPlan(offsets, p.arena_bytes, f"memory_planner ({p.method})", step_order,
+                     {"lower_bound": p.lower_bound, "best_order_bound": p.best_order_bound,
+                      "order_optimal": p.order_optimal, "layout_optimal": p.layout_optimal,
+                      "seconds": round(p.seconds, 3)})
 
 
 def plan_from_recorded(graph: Graph, rec: dict) -> ArenaPlan:
