@@ -184,20 +184,29 @@ def _pool_window(a, h_, w_, y, x, rkh, rkw):
     return iy, ix, tirx.all(iy >= 0, iy < h_, ix >= 0, ix < w_)
 
 
-def build_avg_pool2d(data_shape, out_shape, a: dict):
-    """TFLite int8 AVERAGE_POOL_2D: sum of the in-bounds window / their count, rounded half
-    away from zero."""
+def _window_stage(data_shape, out_shape, a: dict, combine, outside: int):
+    """The int8 input placeholder and an int32 stage ``combine``-reducing each pooling window
+    (``te.sum`` or ``te.max``); out-of-bounds positions contribute ``outside``."""
     _, h_, w_, _ = data_shape
     ph, pw = a["pool_size"]
     data = te.placeholder(data_shape, "int8", name="data")
     rkh = te.reduce_axis((0, ph), name="kh")
     rkw = te.reduce_axis((0, pw), name="kw")
 
-    def sum_fn(n, y, x, c):
+    def fn(n, y, x, c):
         iy, ix, inside = _pool_window(a, h_, w_, y, x, rkh, rkw)
-        return te.sum(tirx.if_then_else(inside, tirx.Cast(I32, data[n, iy, ix, c]), tirx.const(0, I32)), axis=[rkh, rkw])
+        value = tirx.if_then_else(inside, tirx.Cast(I32, data[n, iy, ix, c]), tirx.const(outside, I32))
+        return combine(value, axis=[rkh, rkw])
 
-    total = te.compute(out_shape, sum_fn, name="acc")
+    return data, te.compute(out_shape, fn, name="acc")
+
+
+def build_avg_pool2d(data_shape, out_shape, a: dict):
+    """TFLite int8 AVERAGE_POOL_2D: sum of the in-bounds window / their count, rounded half
+    away from zero."""
+    _, h_, w_, _ = data_shape
+    ph, pw = a["pool_size"]
+    data, total = _window_stage(data_shape, out_shape, a, te.sum, 0)
     sh, sw = a["strides"]
     pt, pl = a["padding"][0], a["padding"][1]
 
@@ -220,17 +229,7 @@ def build_avg_pool2d(data_shape, out_shape, a: dict):
 
 
 def build_max_pool2d(data_shape, out_shape, a: dict):
-    _, h_, w_, _ = data_shape
-    ph, pw = a["pool_size"]
-    data = te.placeholder(data_shape, "int8", name="data")
-    rkh = te.reduce_axis((0, ph), name="kh")
-    rkw = te.reduce_axis((0, pw), name="kw")
-
-    def max_fn(n, y, x, c):
-        iy, ix, inside = _pool_window(a, h_, w_, y, x, rkh, rkw)
-        return te.max(tirx.if_then_else(inside, tirx.Cast(I32, data[n, iy, ix, c]), tirx.const(-128, I32)), axis=[rkh, rkw])
-
-    m = te.compute(out_shape, max_fn, name="acc")
+    data, m = _window_stage(data_shape, out_shape, a, te.max, -128)
     out = te.compute(out_shape, lambda *i: clamp_i8(m[i], a["act_min"], a["act_max"]), name="out")
     return _finish([data, out], compute_at=[("acc", "out")])
 
