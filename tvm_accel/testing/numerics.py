@@ -16,6 +16,22 @@ import numpy as np
 INT_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767)}
 
 
+def random_weights(rng: np.random.Generator, shape, channel_axis: int = 0) -> np.ndarray:
+    """Float weights ~ N(0, 1/fan_in) with per-channel magnitudes that differ (x0.25..x2),
+    so per-channel quantization actually has distinct scales."""
+    shape = tuple(shape)
+    fan_in = int(np.prod(shape)) // shape[channel_axis]
+    w = rng.normal(0.0, 1.0 / np.sqrt(fan_in), shape)
+    gains = rng.uniform(0.25, 2.0, shape[channel_axis])
+    bshape = [1] * len(shape)
+    bshape[channel_axis] = shape[channel_axis]
+    return (w * gains.reshape(bshape)).astype(np.float32)
+
+
+def random_bias(rng: np.random.Generator, n: int, magnitude: float = 0.2) -> np.ndarray:
+    return rng.uniform(-magnitude, magnitude, n).astype(np.float32)
+
+
 def choose_qparams(lo: float, hi: float, dtype: str = "int8") -> tuple[float, int]:
     """Asymmetric (scale, zero_point) that maps [lo, hi] (widened to contain 0) onto dtype."""
     qmin, qmax = INT_RANGES[dtype]

@@ -190,17 +190,11 @@ class OnnxQDQBuilder:
         return QTensor(dq, value.shape, float(np.float32(scale)), zero_point, qn, calib)
 
     def random_weights(self, shape: Sequence[int], channel_axis: int = 0) -> np.ndarray:
-        """Float weights ~ N(0, 1/fan_in) with per-channel gains x0.25..x2."""
-        shape = tuple(shape)
-        fan_in = int(np.prod(shape)) // shape[channel_axis]
-        w = self.rng.normal(0.0, 1.0 / np.sqrt(fan_in), shape)
-        gains = self.rng.uniform(0.25, 2.0, shape[channel_axis])
-        bshape = [1] * len(shape)
-        bshape[channel_axis] = shape[channel_axis]
-        return (w * gains.reshape(bshape)).astype(np.float32)
+        """Seeded float weights (``numerics.random_weights``)."""
+        return nx.random_weights(self.rng, shape, channel_axis)
 
     def random_bias(self, n: int, magnitude: float = 0.2) -> np.ndarray:
-        return self.rng.uniform(-magnitude, magnitude, n).astype(np.float32)
+        return nx.random_bias(self.rng, n, magnitude)
 
     def _weights(self, w: np.ndarray, axis: int | None) -> tuple[str, np.ndarray]:
         """int8 initializer + DequantizeLinear (per-channel along ``axis``, or per-tensor)."""

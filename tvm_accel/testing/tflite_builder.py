@@ -177,18 +177,11 @@ class TFLiteBuilder:
         return self._tensor(name, data.shape, dtype, scale, zero_point, quantized_dimension, data, calib)
 
     def random_weights(self, shape: Sequence[int], channel_axis: int = 0) -> np.ndarray:
-        """Float weights ~ N(0, 1/fan_in) with per-channel magnitudes that differ (x0.25..x2),
-        so per-channel quantization actually has distinct scales."""
-        shape = tuple(shape)
-        fan_in = int(np.prod(shape)) // shape[channel_axis]
-        w = self.rng.normal(0.0, 1.0 / np.sqrt(fan_in), shape)
-        gains = self.rng.uniform(0.25, 2.0, shape[channel_axis])
-        bshape = [1] * len(shape)
-        bshape[channel_axis] = shape[channel_axis]
-        return (w * gains.reshape(bshape)).astype(np.float32)
+        """Seeded float weights (``numerics.random_weights``)."""
+        return nx.random_weights(self.rng, shape, channel_axis)
 
     def random_bias(self, n: int, magnitude: float = 0.2) -> np.ndarray:
-        return self.rng.uniform(-magnitude, magnitude, n).astype(np.float32)
+        return nx.random_bias(self.rng, n, magnitude)
 
     def _int8_weights(self, w, weight_scale, axis, per_channel, name):
         """Constant weight tensor: float weights are quantized symmetric int8 here."""
