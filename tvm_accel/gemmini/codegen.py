@@ -310,15 +310,7 @@ def layer_c(layer: GemminiLayer, sched: LayerSchedule, symbol: str, *, exact: bo
            "s": layer.k_cols, "c": 1 if layer.kind == "dwconv" else layer.in_ch}
     init = ", ".join(f".{f}0 = 0, .n{f} = {ext[f]}" for f in "bpqkrsc")
     c.append(f"  t = (tva_tile_t){{{init}}};")
-    indent = "  "
-    for d in order:
-        f = fields[d]
-        c.append(f"{indent}for (int i{d} = 0; i{d} < {trips[d]}; i{d}++) {{")
-        indent += "  "
-        c.append(f"{indent}t.{f}0 = i{d} * {tile[d]}; t.n{f} = tva_min({tile[d]}, {bounds[d]} - t.{f}0);")
-    red = [d for d in order if d in _REDUCTION]
-    first = " && ".join(f"i{d} == 0" for d in red) or "1"
-    last = " && ".join(f"i{d} == {trips[d] - 1}" for d in red) or "1"
+    indent, first, last = _open_tile_loops(c, order, fields, trips, tile, bounds)
     c.append(f"{indent}int first = {first}, last = {last};")
     if sched.double_buffer:
         c.append(f"{indent}int a_id = parity & 1, b_id = parity & 1;")
@@ -337,12 +329,34 @@ def layer_c(layer: GemminiLayer, sched: LayerSchedule, symbol: str, *, exact: bo
         c.append(f"{indent}if (pending) {{ {readout.format(t='&pt', base='pbase')}; pending = 0; }}")
         c.append(f"{indent}if (last) {{ pt = t; pbase = base; pending = 1; }}")
     c.append(f"{indent}parity++;")
-    for _ in order:
-        indent = indent[:-2]
-        c.append(f"{indent}}}")
+    _close_tile_loops(c, order)
     if mode != "gemmini-fp32":
         c.append(f"  if (pending) {readout.format(t='&pt', base='pbase')};")
     return _finish_layer_c(c, layer, symbol, mode, allocs, index, pixels)
+
+
+def _open_tile_loops(c: list[str], order, fields, trips, tile, bounds) -> tuple[str, str, str]:
+    """Append one C loop per tiled dimension (outermost first), each setting the tile ``t``'s
+    offset and (ragged) extent; returns the indent inside the nest and the C conditions of the
+    first and of the last reduction tile."""
+    indent = "  "
+    for d in order:
+        f = fields[d]
+        c.append(f"{indent}for (int i{d} = 0; i{d} < {trips[d]}; i{d}++) {{")
+        indent += "  "
+        c.append(f"{indent}t.{f}0 = i{d} * {tile[d]}; t.n{f} = tva_min({tile[d]}, {bounds[d]} - t.{f}0);")
+    red = [d for d in order if d in _REDUCTION]
+    first = " && ".join(f"i{d} == 0" for d in red) or "1"
+    last = " && ".join(f"i{d} == {trips[d] - 1}" for d in red) or "1"
+    return indent, first, last
+
+
+def _close_tile_loops(c: list[str], order) -> None:
+    """Close the loops ``_open_tile_loops`` opened."""
+    indent = "  " * (len(order) + 1)
+    for _ in order:
+        indent = indent[:-2]
+        c.append(f"{indent}}}")
 
 
 def _finish_layer_c(c, layer, symbol, mode, allocs, index, pixels):
@@ -386,15 +400,7 @@ def _explicit_nest(layer, sched, symbol, tile, trips, order, fields, src, mode, 
         c.append(f"  gemmini_config_st_act({layer.out_ch}, NO_ACTIVATION, {float(np.float32(layer.scales()[0]))!r}f);")
     else:
         c.append(f"  gemmini_config_st({layer.out_ch * 4});")
-    indent = "  "
-    for d in order:
-        f = fields[d]
-        c.append(f"{indent}for (int i{d} = 0; i{d} < {trips[d]}; i{d}++) {{")
-        indent += "  "
-        c.append(f"{indent}t.{f}0 = i{d} * {tile[d]}; t.n{f} = tva_min({tile[d]}, {sched.bounds[d]} - t.{f}0);")
-    red = [d for d in order if d in _REDUCTION]
-    first = " && ".join(f"i{d} == 0" for d in red) or "1"
-    last = " && ".join(f"i{d} == {trips[d] - 1}" for d in red) or "1"
+    indent, first, last = _open_tile_loops(c, order, fields, trips, tile, sched.bounds)
     i = indent
     c += [f"{i}int first = {first}, last = {last};",
           f"{i}if (!have_w || wk != t.k0 || wc != t.c0 || wr != t.r0 || ws != t.s0) {{",
@@ -415,9 +421,7 @@ def _explicit_nest(layer, sched, symbol, tile, trips, order, fields, src, mode, 
           f"{i}tva_compute_tile({L}, &t, in_row, w_row, acc_row);",
           f"{i}if (last) tva_mvout_per_channel({L}, &t, acc_row, y, {symbol}_f);" if mode == "gemmini-fp32-channel" else
           f"{i}if (last) tva_mvout_tile({L}, &t, acc_row, y, {'NULL' if mode == 'gemmini-fp32' else 'acc'});"]
-    for _ in order:
-        indent = indent[:-2]
-        c.append(f"{indent}}}")
+    _close_tile_loops(c, order)
     return c
 
 
