@@ -280,7 +280,7 @@ def layer_c(layer: GemminiLayer, sched: LayerSchedule, symbol: str, *, exact: bo
           "  if (num_args != 2) return -1;",
           "  const int8_t *x = (const int8_t *)tva_arg(args, 0);",
           "  int8_t *y = (int8_t *)tva_arg(args, 1);",
-          "  uint64_t t0 = spike_sim_rdcycle();"]
+          "  uint64_t t0 = tva_cycles();"]
     allocs = []
     if not gemmini_writes_output(mode):
         c.append(f"  int32_t *acc = (int32_t *)TVMBackendAllocWorkspace(1, 0, (uint64_t){pixels * K * 4}ULL, 0, 32);")
@@ -295,7 +295,8 @@ def layer_c(layer: GemminiLayer, sched: LayerSchedule, symbol: str, *, exact: bo
                  f"{pt}, {pl}, {pb}, {pr}, (int8_t){zp_in});")
         allocs.append("xp")
         src = "xp"
-    c.append("  uint64_t tg = spike_sim_rdcycle();  /* Gemmini part: tiles issued until the fence */")
+    c.append("  uint64_t tg = tva_cycles();  /* Gemmini part: tiles issued until the fence */")
+    c.append("  TVA_PROFILE_BEGIN();")
     if mode == "gemmini-fp32":
         c.append(f"  gemmini_config_st_act({K}, NO_ACTIVATION, {float(np.float32(layer.scales()[0]))!r}f);")
     if explicit:
@@ -363,6 +364,7 @@ def _finish_layer_c(c, layer, symbol, mode, allocs, index, pixels):
     K = layer.out_ch
     c.append("  gemmini_fence();")
     c.append("  uint64_t t1 = spike_sim_rdcycle();")
+    c.append(f"  TVA_PROFILE_END({index});")
     lo, hi = layer.act_min, layer.act_max
     if gemmini_writes_output(mode):
         c.append(f"  tva_clamp(y, {pixels * K}, {lo}, {hi});")
@@ -374,7 +376,7 @@ def _finish_layer_c(c, layer, symbol, mode, allocs, index, pixels):
         c.append(f"  tva_requant_fp32(acc, y, {pixels}, {K}, {symbol}_f, {layer.output_zero_point}, {lo}, {hi});")
     for a in reversed(allocs):
         c.append(f"  TVMBackendFreeWorkspace(1, 0, {a});")
-    c.append(f"  tva_gemmini_layer_done({index}, spike_sim_rdcycle() - t0, t1 - tg);")
+    c.append(f"  tva_gemmini_layer_done({index}, tva_cycles() - t0, t1 - tg);")
     c += ["  return 0;", "}", ""]
     return "\n".join(c)
 

@@ -111,8 +111,9 @@ def _inputs_c(info, inputs: list[np.ndarray]) -> tuple[str, int]:
 
 
 def build_elf(build: GemminiBuild, inputs: list[np.ndarray], out_elf: str | Path | None = None,
-              progress=None) -> Path:
-    """Compile the package + our harness + the inputs for Spike (riscv64-unknown-elf-gcc, picolibc)."""
+              progress=None, profile: bool = False) -> Path:
+    """Compile the package + our harness + the inputs for Spike (riscv64-unknown-elf-gcc, picolibc).
+    ``profile``: per Gemmini layer, also report the extension's counters (TVA_GEMMINI_PROFILE)."""
     import spike_sim
 
     from ..codegen import RUNTIME_DIR as CODEGEN_RUNTIME
@@ -130,6 +131,7 @@ def build_elf(build: GemminiBuild, inputs: list[np.ndarray], out_elf: str | Path
         progress(f"compiling {build.info.name} for RISC-V (Spike + Gemmini {build.config})")
     return spike_sim.build_program(sources, out, include_dirs=[pkg, CODEGEN_RUNTIME, RUNTIME_DIR],
                                    config=build.config, opt_level="-O2",
+                                   defines={"TVA_GEMMINI_PROFILE": 1} if profile else None,
                                    extra_flags=["-ffp-contract=off", "-fno-fast-math", "-Wno-unused-variable",
                                                 "-Wno-unused-but-set-variable", "-Wno-unused-function"])
 
@@ -143,16 +145,20 @@ class SpikeRun:
     stats: dict                        # the extension's statistics
     wall_seconds: float
     console: str
+    profile: list[dict] = dataclasses.field(default_factory=list)  # per sample: layer -> counters (profile=True)
 
 
 _LINE = re.compile(r"^@@tva (\w+) (.*)$")
 
 
-def run(build: GemminiBuild, inputs: list[np.ndarray], *, timeout: float = 600.0, progress=None) -> SpikeRun:
-    """Build for ``inputs`` (one array per model input, samples stacked) and run on Spike."""
+def run(build: GemminiBuild, inputs: list[np.ndarray], *, timeout: float = 600.0, progress=None,
+        profile: bool = False) -> SpikeRun:
+    """Build for ``inputs`` (one array per model input, samples stacked) and run on Spike.
+    ``profile``: per sample and Gemmini layer, the Gemmini part's counters in ``SpikeRun.profile``
+    (core instructions retired, busy cycles of the load / execute / store queues, bytes, computes)."""
     import spike_sim
 
-    elf = build_elf(build, inputs, progress=progress)
+    elf = build_elf(build, inputs, progress=progress, profile=profile)
     build.elf = elf
     if progress:
         progress(f"running on Spike + Gemmini ({build.config})")
@@ -164,6 +170,8 @@ def run(build: GemminiBuild, inputs: list[np.ndarray], *, timeout: float = 600.0
     outs = [np.zeros((samples, *d["shape"]), dtype=np.dtype(d["dtype"])) for d in info.outputs]
     cycles = [0] * samples
     layers = [dict() for _ in range(samples)]
+    prof = [dict() for _ in range(samples)]
+    sample_now = 0
     seen = set()
     for line in res.console.splitlines():
         m = _LINE.match(line.strip())
@@ -172,8 +180,12 @@ def run(build: GemminiBuild, inputs: list[np.ndarray], *, timeout: float = 600.0
         kind, rest = m.group(1), m.group(2).split()
         if kind == "error":
             raise TvmAccelError(f"{info.name} on Spike: {' '.join(rest)}")
-        if kind == "sample":
+        if kind == "profile":  # printed during the sample, before its "sample" line
+            vals = rest[1:]
+            prof[sample_now][int(rest[0])] = {vals[i]: int(vals[i + 1]) for i in range(0, len(vals) - 1, 2)}
+        elif kind == "sample":
             cycles[int(rest[0])] = int(rest[2])
+            sample_now = int(rest[0]) + 1
         elif kind == "layer":
             layers[int(rest[0])][int(rest[1])] = (int(rest[3]), int(rest[5]))
         elif kind == "out":
@@ -187,7 +199,7 @@ def run(build: GemminiBuild, inputs: list[np.ndarray], *, timeout: float = 600.0
     if res.exit_code != 0 or len(seen) != samples * len(info.outputs):
         tail = res.console.strip().splitlines()[-1:] or ["no output"]
         raise TvmAccelError(f"{info.name} on Spike failed (exit {res.exit_code}): {tail[0]}")
-    return SpikeRun(outs, cycles, layers, res.cycles, res.stats, wall, res.console)
+    return SpikeRun(outs, cycles, layers, res.cycles, res.stats, wall, res.console, prof if profile else [])
 
 
 def layer_table(build: GemminiBuild, run_result: SpikeRun, sample: int = 0, dim: int = 16) -> list[dict]:

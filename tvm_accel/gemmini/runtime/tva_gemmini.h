@@ -33,6 +33,16 @@ typedef struct {
   int b0, nb, p0, np, q0, nq, k0, nk, r0, nr, s0, ns, c0, nc;
 } tva_tile_t;
 
+/* The cycle counter after a fence. spike_sim charges a core slower than one instruction per cycle
+   (cpu_cycles_per_instruction > 1) for the instructions since the previous Gemmini command at the
+   next Gemmini command or fence, so a plain rdcycle would leave the core work before it (the previous
+   operator, padding) to be charged inside the interval measured next. Gemmini is idle here (every
+   layer ends with a fence), so the fence costs nothing else. */
+static inline uint64_t tva_cycles(void) {
+  gemmini_fence();
+  return spike_sim_rdcycle();
+}
+
 static inline int tva_min(int a, int b) { return a < b ? a : b; }
 static inline int tva_max(int a, int b) { return a > b ? a : b; }
 
@@ -112,29 +122,38 @@ static inline uint32_t tva_conv_tile(const tva_conv_t *L, const tva_tile_t *t, c
   return base;
 }
 
-/* Runs of at most DIM output pixels of a tile that are consecutive both in the accumulator and
-   in DRAM: along an output row, or across rows when the tile spans the whole output width.
-   Gives row_off (accumulator row within the channel block), px (pixel index in DRAM), n. */
-#define TVA_FOR_OUTPUT_RUNS(L, t, row_off, px, n)                                                           \
-  for (int _b = 0, _span = ((t)->nq == (L)->out_cols) ? (t)->np * (t)->nq : (t)->nq; _b < (t)->nb; _b++)      \
-    for (int _r = 0; _r < (t)->np; _r += ((t)->nq == (L)->out_cols) ? (t)->np : 1)                          \
-      for (int _c = 0, n = 0; _c < _span; _c += DIM)                                                         \
-        for (int _once = (n = tva_min(DIM, _span - _c), 1); _once; _once = 0)                                \
-          for (uint32_t row_off = (uint32_t)((_b * (t)->np + _r) * (t)->nq + _c); _once; _once = 0)          \
-            for (int64_t px = (int64_t)(((t)->b0 + _b) * (L)->out_rows + (t)->p0 + _r) * (L)->out_cols + (t)->q0 + _c; \
-                 _once; _once = 0)
+/* One mvout per run of at most DIM output pixels of a tile that are consecutive both in the
+   accumulator (rows from the tile's first) and in DRAM: along an output row, or across rows when
+   the tile spans the whole output width. `dram`: the address of the tile's first channel of
+   output pixel 0 of the tensor (elements of `esize` bytes, pixels L->out_ch elements apart);
+   `op`: the local operand without its rows (accumulator flags, first row, cols << 32). The loop
+   only adds to precomputed operands: a handful of core instructions per mvout. */
+static inline void tva_mvout_runs(const tva_conv_t *L, const tva_tile_t *t, uintptr_t dram, uint64_t op, uint32_t esize) {
+  const int whole = t->nq == L->out_cols;
+  const int span = whole ? t->np * t->nq : t->nq, segs = whole ? 1 : t->np;
+  const uintptr_t pix = (uintptr_t)L->out_ch * esize, run = DIM * pix;
+  const uint64_t full = (uint64_t)DIM << 48, rest = (uint64_t)(span % DIM) << 48;
+  const int runs = span / DIM;
+  for (int b = 0; b < t->nb; b++)
+    for (int sg = 0; sg < segs; sg++) {
+      uintptr_t d = dram + (uintptr_t)(((int64_t)(t->b0 + b) * L->out_rows + t->p0 + sg) * L->out_cols + t->q0) * pix;
+      for (int r = 0; r < runs; r++, d += run, op += DIM) gemmini_rocc(k_MVOUT, d, op | full);
+      if (rest) {
+        gemmini_rocc(k_MVOUT, d, op | rest);
+        op += (uint32_t)(span % DIM);
+      }
+    }
+}
 
 /* Reads a tile's int32 results out of the accumulator (rows from `base`, the half its loop
    used) into acc_out, an int32 [batch * out_rows * out_cols][out_ch] buffer. */
 static inline void tva_mvout_int32(const tva_conv_t *L, const tva_tile_t *t, uint32_t base, int32_t *acc_out) {
-  int pixels = t->nb * t->np * t->nq;
+  const int pixels = t->nb * t->np * t->nq;
   gemmini_config_st(L->out_ch * 4);
   for (int ob = 0; ob * DIM < t->nk; ob++) {
     int nch = tva_min(DIM, t->nk - ob * DIM);
-    TVA_FOR_OUTPUT_RUNS(L, t, row_off, px, n) {
-      gemmini_extended_mvout(acc_out + px * L->out_ch + t->k0 + ob * DIM,
-                             GEMMINI_ACC_ADDR | GEMMINI_ACC_FULL | (base + (uint32_t)(ob * pixels) + row_off), nch, n);
-    }
+    tva_mvout_runs(L, t, (uintptr_t)(acc_out + t->k0 + ob * DIM),
+                   ((uint64_t)nch << 32) | GEMMINI_ACC_ADDR | GEMMINI_ACC_FULL | (base + (uint32_t)(ob * pixels)), 4);
   }
 }
 
@@ -260,14 +279,12 @@ static inline void tva_compute_tile(const tva_conv_t *L, const tva_tile_t *t, ui
 static inline void tva_mvout_tile(const tva_conv_t *L, const tva_tile_t *t, uint32_t acc_row, int8_t *y, int32_t *acc_out) {
   int kbs = (t->nk + DIM - 1) / DIM, pixels = t->nb * t->np * t->nq;
   for (int kb = 0; kb < kbs; kb++) {
-    int nk = tva_min(DIM, t->nk - kb * DIM);
-    TVA_FOR_OUTPUT_RUNS(L, t, row_off, px, n) {
-          uint32_t row = acc_row + (uint32_t)(kb * pixels) + row_off;
-          if (acc_out)
-            gemmini_extended_mvout(acc_out + px * L->out_ch + t->k0 + kb * DIM, GEMMINI_ACC_ADDR | GEMMINI_ACC_FULL | row, nk, n);
-          else
-            gemmini_extended_mvout(y + px * L->out_ch + t->k0 + kb * DIM, GEMMINI_ACC_ADDR | row, nk, n);
-        }
+    uint64_t nk = (uint64_t)tva_min(DIM, t->nk - kb * DIM);
+    uint32_t row = acc_row + (uint32_t)(kb * pixels);
+    if (acc_out)
+      tva_mvout_runs(L, t, (uintptr_t)(acc_out + t->k0 + kb * DIM), (nk << 32) | GEMMINI_ACC_ADDR | GEMMINI_ACC_FULL | row, 4);
+    else
+      tva_mvout_runs(L, t, (uintptr_t)(y + t->k0 + kb * DIM), (nk << 32) | GEMMINI_ACC_ADDR | row, 1);
   }
 }
 
@@ -280,12 +297,10 @@ static inline void tva_mvout_per_channel(const tva_conv_t *L, const tva_tile_t *
   int kbs = (t->nk + DIM - 1) / DIM, pixels = t->nb * t->np * t->nq;
   for (int kb = 0; kb < kbs; kb++) {
     int nk = tva_min(DIM, t->nk - kb * DIM);
+    uint32_t row = acc_row + (uint32_t)(kb * pixels);
     for (int j = nk - 1; j >= 0; j--) {
       gemmini_config_st_act(L->out_ch, NO_ACTIVATION, scale[t->k0 + kb * DIM + j]);
-      TVA_FOR_OUTPUT_RUNS(L, t, row_off, px, n) {
-        gemmini_extended_mvout(y + px * L->out_ch + t->k0 + kb * DIM,
-                               GEMMINI_ACC_ADDR | (acc_row + (uint32_t)(kb * pixels) + row_off), j + 1, n);
-      }
+      tva_mvout_runs(L, t, (uintptr_t)(y + t->k0 + kb * DIM), ((uint64_t)(j + 1) << 32) | GEMMINI_ACC_ADDR | row, 1);
     }
   }
 }
@@ -351,5 +366,29 @@ static inline void tva_clamp(int8_t *x, int64_t n, int lo, int hi) {
 
 /* Per-layer figures: defined by the program's harness (tva_spike_harness.c). */
 void tva_gemmini_layer_done(int layer, uint64_t cycles, uint64_t accel_cycles);
+
+/* Profiling of the Gemmini part (build with -DTVA_GEMMINI_PROFILE): the extension's counters
+   (reset at the start of the part: busy cycles per queue, bytes, computes) and the core's
+   retired instructions, reported per layer through tva_gemmini_layer_profile (the harness
+   prints them). Without the macro these are empty. */
+#ifdef TVA_GEMMINI_PROFILE
+void tva_gemmini_layer_profile(int layer, const uint64_t *values);
+#define TVA_PROFILE_BEGIN()                                 \
+  (void)gemmini_counter_read(GEMMINI_COUNTER_DONE_CYCLE, 1); \
+  uint64_t tva_prof_i0 = spike_sim_rdinstret()
+#define TVA_PROFILE_END(layer)                                                                                  \
+  do {                                                                                                          \
+    uint64_t tva_prof_v[7] = {spike_sim_rdinstret() - tva_prof_i0, gemmini_counter_read(GEMMINI_COUNTER_LOAD_BUSY, 0), \
+                              gemmini_counter_read(GEMMINI_COUNTER_EXECUTE_BUSY, 0),                            \
+                              gemmini_counter_read(GEMMINI_COUNTER_STORE_BUSY, 0),                              \
+                              gemmini_counter_read(GEMMINI_COUNTER_BYTES_IN, 0),                                \
+                              gemmini_counter_read(GEMMINI_COUNTER_BYTES_OUT, 0),                               \
+                              gemmini_counter_read(GEMMINI_COUNTER_COMPUTES, 0)};                               \
+    tva_gemmini_layer_profile(layer, tva_prof_v);                                                               \
+  } while (0)
+#else
+#define TVA_PROFILE_BEGIN() ((void)0)
+#define TVA_PROFILE_END(layer) ((void)0)
+#endif
 
 #endif

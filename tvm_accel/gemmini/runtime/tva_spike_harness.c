@@ -28,6 +28,15 @@ void tva_gemmini_layer_done(int layer, uint64_t cycles, uint64_t accel_cycles) {
   if (layer + 1 > layers_seen) layers_seen = layer + 1;
 }
 
+#ifdef TVA_GEMMINI_PROFILE
+/* @@tva profile L instret I load_busy B execute_busy B store_busy B bytes_in N bytes_out N computes N */
+void tva_gemmini_layer_profile(int layer, const uint64_t *v) {
+  printf("@@tva profile %d instret %llu load_busy %llu execute_busy %llu store_busy %llu bytes_in %llu bytes_out %llu "
+         "computes %llu\n", layer, (unsigned long long)v[0], (unsigned long long)v[1], (unsigned long long)v[2],
+         (unsigned long long)v[3], (unsigned long long)v[4], (unsigned long long)v[5], (unsigned long long)v[6]);
+}
+#endif
+
 void tva_puts(const char *s) { fputs(s, stdout); }
 void tva_put_uint(unsigned long v) { printf("%lu", v); }
 void tva_exit(int code) { exit(code); }
