@@ -42,6 +42,7 @@ class Operator:
     alias: bool = False  # output[0] is a view of inputs[0] (reshape, squeeze, flatten)
     kind: str = ""  # free text for reports ("conv2d", "reshape", ...)
     inplace: bool = False  # output[0] may overwrite an input that dies here (see storages())
+    inplace_inputs: tuple[str, ...] = ()  # the inputs it may overwrite; () = any (elementwise)
 
 
 class Graph:
@@ -74,6 +75,7 @@ class Graph:
         alias: bool = False,
         kind: str = "",
         inplace: bool = False,
+        inplace_inputs: Sequence[str] = (),
     ) -> Operator:
         if any(op.name == name for op in self.operators):
             raise PlanningError(f"operator {name!r} is defined twice")
@@ -81,7 +83,9 @@ class Graph:
             raise PlanningError(f"operator {name!r} has an invalid workspace {workspace!r}")
         if alias and inplace:
             raise PlanningError(f"operator {name!r} cannot be both an alias and in place")
-        op = Operator(name, tuple(inputs), tuple(outputs), workspace, alias, kind, inplace)
+        if inplace_inputs and not inplace:
+            raise PlanningError(f"operator {name!r} names inputs to overwrite but is not in place")
+        op = Operator(name, tuple(inputs), tuple(outputs), workspace, alias, kind, inplace, tuple(inplace_inputs))
         self.operators.append(op)
         self._checked = False
         return op
@@ -119,6 +123,9 @@ class Graph:
                 producer[t] = i
             if op.inplace and not op.inputs:
                 raise PlanningError(f"in-place operator {op.name!r} has no input to overwrite")
+            for t in op.inplace_inputs:
+                if t not in op.inputs:
+                    raise PlanningError(f"in-place operator {op.name!r} overwrites {t!r}, which it does not read")
             if op.alias:
                 if len(op.inputs) != 1 or len(op.outputs) != 1:
                     raise PlanningError(f"alias operator {op.name!r} must have one input and one output")
@@ -210,9 +217,10 @@ def storages(graph: Graph, inputs_in_arena: bool = True, outputs_in_arena: bool 
     """The buffers that need arena space.
 
     Alias views share the bytes of the tensor they view. An in-place operator's output[0]
-    takes the bytes of its first input that (with its views) is read by this operator only,
-    is not a model input or output, and is at least as large: that input dies here in every
-    order, so the merge never depends on the order."""
+    takes the bytes of its first input (among ``inplace_inputs`` if it names them: an
+    accumulating operator may overwrite its accumulator, not its other inputs) that (with its
+    views) is read by this operator only, is not a model input or output, and is at least as
+    large: that input dies here in every order, so the merge never depends on the order."""
     graph.check()
     root: dict[str, str] = {}
     for op in graph.operators:  # original order is topological: roots are known first
@@ -243,7 +251,7 @@ def storages(graph: Graph, inputs_in_arena: bool = True, outputs_in_arena: bool 
         dst = root.get(op.outputs[0], op.outputs[0])
         if (set(view_groups[dst]) & outputs) and not outputs_in_arena:
             continue
-        for t in op.inputs:
+        for t in op.inplace_inputs or op.inputs:
             src = root.get(t, t)
             if (readers[src] == {i} and not set(view_groups[src]) & (inputs | outputs)
                     and size_of(src) >= size_of(dst) and find(src) != find(dst)):

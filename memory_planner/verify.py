@@ -54,8 +54,8 @@ def violations(graph: Graph, order: Sequence[str], offsets: Mapping[str, int], a
     for op in graph.operators:
         if op.alias:
             parent[find(op.outputs[0])] = find(op.inputs[0])
-    # in place: output[0] may share the bytes of the first input whose view group is read by
-    # this operator alone, is no model input or output, and is at least as large
+    # in place: output[0] may share the bytes of the first input (of those it names, if any)
+    # whose view group is read by this operator alone, is no model input or output, and is at least as large
     view_group = {t: find(t) for t in graph.tensors}
     readers: dict[str, set[str]] = {}
     for op in graph.operators:
@@ -71,7 +71,7 @@ def violations(graph: Graph, order: Sequence[str], offsets: Mapping[str, int], a
         dst = view_group[op.outputs[0]]
         if view_members[dst] & set(graph.outputs) and not outputs_in_arena:
             continue
-        for t in op.inputs:
+        for t in op.inplace_inputs or op.inputs:
             src = view_group[t]
             big = max(graph.tensors[x].size for x in view_members[src])
             if (readers.get(src) == {op.name} and not view_members[src] & model_io

@@ -51,6 +51,19 @@ class Value:
         return "generic"
 
 
+@dataclass(frozen=True)
+class TiledOp:
+    """One operator of a tiled path on the planner's graph. ``accumulator``: the input the
+    operator adds into and overwrites in place (an int32 partial sum), None if it has none."""
+
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    workspace: int
+    kind: str
+    accumulator: str | None = None
+
+
 class Analysis:
     """Planner graph + Relax bindings of ``mod["main"]`` (one binding block)."""
 

@@ -116,11 +116,14 @@ def _apply(an: Analysis, st: _State, path, n: int) -> tuple[Graph, list[str], li
     last = max(i for i, op in enumerate(g.operators) if op.name in removed_ops)
     for i, op in enumerate(g.operators):
         if op.name not in removed_ops:
-            ng.add_operator(op.name, op.inputs, op.outputs, op.workspace, op.alias, op.kind)
+            ng.add_operator(op.name, op.inputs, op.outputs, op.workspace, op.alias, op.kind, op.inplace,
+                            op.inplace_inputs)
         if i == last:
-            for name, ins, outs, ws, kind in new_ops:
-                ng.add_operator(name, ins, outs, workspace=int(ws), kind=kind)
-    steps = [o[0] for o in new_ops]
+            for t in new_ops:
+                ng.add_operator(t.name, t.inputs, t.outputs, workspace=int(t.workspace), kind=t.kind,
+                                inplace=t.accumulator is not None,
+                                inplace_inputs=[t.accumulator] if t.accumulator else [])
+    steps = [t.name for t in new_ops]
     first = min(i for i, s in enumerate(st.order) if s in removed_ops)
     rest_before = [s for s in st.order[:first]]
     rest_after = [s for s in st.order[first:] if s not in removed_ops]

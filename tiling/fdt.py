@@ -12,7 +12,8 @@ A path is ``start -> middle... -> end`` along single-producer / single-consumer 
   partition's, and ``requantize_acc`` applies bias, requantization and clamp once to the sum.
   Integer addition is exact, so the result is bit-exact with the untiled layer.
 
-No MAC is recomputed. The int32 accumulators are buffers of their own in the planner's graph.
+No MAC is recomputed. The int32 accumulator is one buffer of the planner's graph: partition 0
+writes it, every later partition adds into it in place (``tvm_accel.ops.accumulator_input``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .analysis import Analysis, Value
+from .analysis import Analysis, TiledOp, Value
 
 CHANNELWISE = ("avg_pool2d", "max_pool2d", "pad", "mean", "requantize")
 
@@ -204,8 +205,9 @@ def acc_name(name: str, k: int) -> str:
 
 
 def tiled_operators(an: Analysis, path: FdtPath, n: int, graph_ops: dict):
-    """The planner operators (name, inputs, outputs, workspace, kind) and new tensors
-    (name -> bytes) that replace the path's operators with ``n`` partitions."""
+    """The planner operators (``TiledOp``) and new tensors (name -> bytes) that replace the
+    path's operators with ``n`` partitions. A "lip" end accumulates in place: partition 0
+    writes the int32 accumulator, every later partition adds into it (one buffer)."""
     parts = partitions(path.channels, n)
     C = path.channels
     start_in = an.storage(an.values[path.start].data[0])
@@ -222,23 +224,23 @@ def tiled_operators(an: Analysis, path: FdtPath, n: int, graph_ops: dict):
             t = part_name(name, k)
             tensors[t] = v.nbytes // C * (c1 - c0)
             ws = graph_ops[name].workspace
-            ops.append((t, [cur_in], [t], -(-int(ws * frac) // 1) if ws else 0, v.kind))
+            ops.append(TiledOp(t, (cur_in,), (t,), -(-int(ws * frac) // 1) if ws else 0, v.kind))
             cur_in = t
         if path.end_kind == "concat":
             t = part_name(path.end, k)
             tensors[t] = end.nbytes // C * (c1 - c0)
             ws = graph_ops[path.end].workspace
-            ops.append((t, [cur_in], [t], -(-int(ws * frac) // 1) if ws else 0, end.kind))
+            ops.append(TiledOp(t, (cur_in,), (t,), -(-int(ws * frac) // 1) if ws else 0, end.kind))
             continue
         a = acc_name(path.end, k)
         tensors[a] = end.nbytes // np.dtype(end.dtype).itemsize * 4  # int32
-        ins = [cur_in] + ([prev_acc] if prev_acc else [])
-        ops.append((a, ins, [a], 0, f"{end.kind}_acc"))
+        ins = (cur_in,) + ((prev_acc,) if prev_acc else ())
+        ops.append(TiledOp(a, ins, (a,), 0, f"{end.kind}_acc", prev_acc))
         prev_acc = a
     if path.end_kind == "concat":
-        ops.append((path.end, [part_name(path.end, k) for k in range(n)], [path.end], 0, "concat"))
+        ops.append(TiledOp(path.end, tuple(part_name(path.end, k) for k in range(n)), (path.end,), 0, "concat"))
     else:
-        ops.append((path.end, [prev_acc], [path.end], 0, "requantize_acc"))
+        ops.append(TiledOp(path.end, (prev_acc,), (path.end,), 0, "requantize_acc"))
     return ops, tensors, 0
 
 

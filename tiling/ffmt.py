@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .analysis import Analysis, Value
+from .analysis import Analysis, TiledOp, Value
 
 SPATIAL = ("conv2d", "avg_pool2d", "max_pool2d", "pad", "requantize")
 MAX_PATH_OPS = 12
@@ -272,7 +272,7 @@ def tiled_operators(an: Analysis, path: FfmtPath, n: int, graph_ops: dict):
         if (a, b, c, d) != (0, x.shape[1], 0, x.shape[2]):
             t = f"{path.chain[0]}__in{k}"
             tensors[t] = (b - a) * (d - c) * _pixel_bytes(x)
-            ops.append((t, [cur], [t], 0, "slice"))
+            ops.append(TiledOp(t, (cur,), (t,), 0, "slice"))
             cur = t
         for name, (r0, r1), (c0, c1), _ in steps:
             v = an.values[name]
@@ -280,7 +280,7 @@ def tiled_operators(an: Analysis, path: FfmtPath, n: int, graph_ops: dict):
             px = (r1 - r0) * (c1 - c0)
             tensors[t] = px * _pixel_bytes(v)
             ws = graph_ops[name].workspace
-            ops.append((t, [cur], [t], -(-ws * px // (v.shape[1] * v.shape[2])) if ws else 0, v.kind))
+            ops.append(TiledOp(t, (cur,), (t,), -(-ws * px // (v.shape[1] * v.shape[2])) if ws else 0, v.kind))
             extra_macs += px * _macs_per_pixel(v)
             cur = t
         if path.end_kind == "concat":
@@ -292,24 +292,24 @@ def tiled_operators(an: Analysis, path: FfmtPath, n: int, graph_ops: dict):
                 t = f"{path.end}__row{k // path.cols}"
                 last = an.values[path.end]
                 tensors[t] = (rows[1] - rows[0]) * last.shape[2] * _pixel_bytes(last)
-                ops.append((t, row_pieces, [t], 0, "concat"))
+                ops.append(TiledOp(t, tuple(row_pieces), (t,), 0, "concat"))
                 pieces.append(t)
                 row_pieces = []
             continue
         end = an.values[path.end]
         t = f"{path.end}__acc{k}"
         tensors[t] = int(np.prod(end.shape)) * 4
-        ops.append((t, [cur] + ([prev_acc] if prev_acc else []), [t], 0,
-                    "dense_acc" if path.end_kind == "lip" else "pool_sum_acc"))
+        ops.append(TiledOp(t, (cur,) + ((prev_acc,) if prev_acc else ()), (t,), 0,
+                           "dense_acc" if path.end_kind == "lip" else "pool_sum_acc", prev_acc))
         prev_acc = t
     for name in path.chain:
         v = an.values[name]
         extra_macs -= v.shape[1] * v.shape[2] * _macs_per_pixel(v)
     if path.end_kind == "concat":
-        ops.append((path.end, pieces, [path.end], 0, "concat"))
+        ops.append(TiledOp(path.end, tuple(pieces), (path.end,), 0, "concat"))
     else:
         finish = {"pool": "avg_pool_finish", "mean": "mean_finish", "lip": "requantize_acc"}[path.end_kind]
-        ops.append((path.end, [prev_acc], [path.end], 0, finish))
+        ops.append(TiledOp(path.end, (prev_acc,), (path.end,), 0, finish))
     return ops, tensors, extra_macs
 
 

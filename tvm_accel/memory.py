@@ -100,7 +100,9 @@ def extract(mod, func_name: str = "main", name: str = "model", workspace: str = 
     scratch is measured ("c" exact, "tir" upper bound; see ``kernel_workspaces``).
     ``inplace``: mark elementwise kernels (``INPLACE_KINDS`` whose data inputs have the
     output's shape and element size) as in place, so the planner may let them overwrite an
-    input that dies there. Off by default: the C emitter must accept such shared buffers."""
+    input that dies there. Off by default: the C emitter accepts shared bytes only for the
+    accumulating kernels (``conv2d_acc``, ``dense_acc``, ``pool_sum_acc`` with an accumulator
+    input), which are in place always."""
     from .codegen.graph import extract_graph, legalize
 
     legal = legalize(mod)
@@ -116,7 +118,11 @@ def memory_graph(cg, workspace_of: dict[str, int] | None = None, inplace: bool =
     Returns (graph, the operator name of each step in step order, {view name: viewed tensor}).
     Tensors and operators are named by their binding vars (unique, or an error); shape-only
     views are resolved to the storage they view; weights are left out. ``workspace_of``: scratch
-    bytes by kernel name (default: each step's ``workspace`` field)."""
+    bytes by kernel name (default: each step's ``workspace`` field). Accumulating kernels
+    (``tvm_accel.codegen.graph.accumulated_input``) are always in place over their
+    accumulator."""
+    from .codegen.graph import accumulated_input
+
     T = cg.tensors
     names = [t.name for t in T if t.kind != "weight"]
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -147,8 +153,10 @@ def memory_graph(cg, workspace_of: dict[str, int] | None = None, inplace: bool =
         elementwise = (inplace and step.op in INPLACE_KINDS and len(step.outputs) == 1 and data
                        and all(d.shape == out_t.shape and np.dtype(d.dtype).itemsize
                                == np.dtype(out_t.dtype).itemsize for d in data))
+        acc = accumulated_input(cg, step)  # always: the C emitter writes accumulations in place
         ws = workspace_of[step.kernel] if workspace_of is not None else int(getattr(step, "workspace", 0))
-        g.add_operator(outs[0], ins, outs, workspace=ws, kind=step.op, inplace=bool(elementwise))
+        g.add_operator(outs[0], ins, outs, workspace=ws, kind=step.op, inplace=bool(elementwise) or acc is not None,
+                       inplace_inputs=[storage_name(acc)] if acc is not None and not elementwise else [])
         step_names.append(outs[0])
     for tid in cg.outputs:
         g.mark_output(storage_name(tid))

@@ -93,3 +93,32 @@ def run_with_tvm(mod, *inputs: np.ndarray) -> np.ndarray:
     vm = relax.VirtualMachine(ex, tvm.cpu())
     out = vm["main"](*[tvm.runtime.tensor(x) for x in inputs])
     return out.numpy()
+
+
+def partial_sums(k=8, m=12, parts=3, seed=0):
+    """int8 [1, parts*k] input given as ``parts`` inputs of [1, k] (input-channel partitions):
+    ``dense_acc`` of each into one int32 accumulator, ``requantize_acc`` once -> [1, m] int8.
+    TVM's VM gives every call its own output, so it is the reference for the C build, which
+    accumulates in place."""
+    from tvm_accel import ops
+
+    rng = np.random.default_rng(seed)
+    ws = [rng.integers(-128, 128, (k, m), dtype=np.int8) for _ in range(parts)]
+    bias = rng.integers(-3000, 3000, (m,), dtype=np.int32)
+    mult = rng.integers(1 << 29, 1 << 30, (m,), dtype=np.int32)
+    shift = np.full((m,), -9, dtype=np.int32)
+    zp = 3
+    bb = relax.BlockBuilder()
+    xs = [relax.Var(f"x{i}", relax.TensorType((1, k), "int8")) for i in range(parts)]
+    attrs = {"input_zero_point": zp, "weight_zero_point": 0}
+    with bb.function("main", xs):
+        with bb.dataflow():
+            acc = None
+            for i, (x, w) in enumerate(zip(xs, ws)):
+                acc = ops.emit(bb, "dense_acc", attrs, [x] + ([acc] if acc is not None else []), [w], (1, m),
+                               "int32", name_hint=f"acc{i}")
+            y = ops.emit(bb, "requantize_acc", {"output_zero_point": -1, "act_min": -128, "act_max": 127,
+                                                "rounding": "double"}, [acc], [bias, mult, shift], (1, m), "int8")
+            y = bb.emit_output(y)
+        bb.emit_func_output(y)
+    return bb.get()

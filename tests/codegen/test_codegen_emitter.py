@@ -13,7 +13,7 @@ from tvm_accel.cortexm import DoesNotFit, build_package, run_build
 from tvm_accel.errors import TvmAccelError
 
 from codegen_support import need_arm, need_host_cc
-from codegen_models import dense_mlp, float_softmax, run_with_tvm
+from codegen_models import dense_mlp, float_softmax, partial_sums, run_with_tvm
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +109,34 @@ def test_bad_plan_is_refused(mlp):
         check_plan(g, overlapping)
     with pytest.raises(TvmAccelError, match="before its input"):
         check_plan(g, ArenaPlan(plan_no_reuse(g).offsets, plan_no_reuse(g).arena_bytes, "bad", [2, 1, 0]))
+
+
+def test_partial_sums_accumulate_in_place(tmp_path):
+    """dense_acc partitions adding into one int32 accumulator: the planner gives every
+    accumulator the same bytes, the plan check accepts exactly that sharing (not the
+    accumulator over a data input, not a shifted overlap), and the C build equals TVM."""
+    mod = partial_sums()
+    g = extract_graph(mod)
+    plan = plan_memory(g)
+    check_plan(g, plan)
+    accs = [t.id for t in g.tensors if t.dtype == "int32" and t.kind == "intermediate"]
+    assert len(accs) == 3 and len({plan.offsets[a] for a in accs}) == 1
+    x1 = g.inputs[1]  # read by the second partial sum, with the first accumulator
+    over_data = dict(plan.offsets)
+    over_data[accs[1]] = over_data[x1]
+    with pytest.raises(TvmAccelError, match="overlaps live buffers"):
+        check_plan(g, ArenaPlan(over_data, plan.arena_bytes + 64, "bad", plan.order))
+    shifted = dict(plan.offsets)
+    shifted[accs[1]] = shifted[accs[0]] + 16
+    with pytest.raises(TvmAccelError, match="overlaps live buffers"):
+        check_plan(g, ArenaPlan(shifted, plan.arena_bytes + 64, "bad", plan.order))
+    need_host_cc()
+    emit_package(mod, tmp_path / "p", name="psum")
+    rng = np.random.default_rng(5)
+    xs = [rng.integers(-128, 128, (2, 1, 8), dtype=np.int8) for _ in range(3)]
+    r = run_build(build_package(tmp_path / "p", "host"), xs)
+    for i in range(2):
+        np.testing.assert_array_equal(r.outputs[0][i], run_with_tvm(mod, *[x[i] for x in xs]))
 
 
 def _tiny_board(ram, flash=1 << 20):

@@ -37,7 +37,9 @@ def graphs(draw, min_ops: int = 1, max_ops: int = 7, max_size: int = 300):
         outs = [g.add_tensor(f"t{k}_{j}", draw(st.integers(1, max_size))) for j in range(n_out)]
         ws = draw(st.sampled_from([0, 0, 0, draw(st.integers(1, max_size))]))
         inplace = draw(st.integers(0, 3)) == 0
-        g.add_operator(f"op{k}", ins, outs, workspace=ws, kind="op", inplace=inplace)
+        # an accumulating operator names the inputs it may overwrite (else: any input)
+        named = draw(st.lists(st.sampled_from(ins), max_size=1, unique=True)) if inplace else []
+        g.add_operator(f"op{k}", ins, outs, workspace=ws, kind="op", inplace=inplace, inplace_inputs=named)
         for t in ins:
             unread.discard(t)
         available += outs

@@ -221,6 +221,37 @@ def test_in_place_operators_reuse_the_input_that_dies():
     assert plan(g2).arena_bytes == 128
 
 
+def test_accumulator_overwritten_in_place_only_where_named():
+    """Input-channel partitions adding into one int32 accumulator: each partial-sum operator
+    may overwrite its accumulator (named), never its data input, even when that dies there
+    too and is larger."""
+    g = Graph("accumulate")
+    for t, s in {"x": 64, "p0": 512, "p1": 512, "acc0": 128, "acc1": 128, "y": 32}.items():
+        g.add_tensor(t, s)
+    g.mark_input("x")
+    g.mark_output("y")
+    g.add_operator("part0", ["x"], ["p0"])
+    g.add_operator("acc0", ["p0"], ["acc0"])
+    g.add_operator("part1", ["x"], ["p1"])
+    g.add_operator("acc1", ["p1", "acc0"], ["acc1"], inplace=True, inplace_inputs=["acc0"])
+    g.add_operator("finish", ["acc1"], ["y"])
+    p = plan(g, order="original")
+    assert p.offsets["acc1"] == p.offsets["acc0"]
+    assert p.offsets["acc1"] != p.offsets["p1"]
+    # part0 x+p0, acc0 x+p0+acc0, part1 x+acc0+p1, acc1 p1+acc0(=acc1), finish acc1+y
+    assert p.live == [576, 704, 704, 640, 160]
+    bad = dict(p.offsets)
+    bad["acc1"] = bad["p1"]  # over the data input: not allowed
+    assert any("overlap" in v for v in violations(g, p.order, bad, p.arena_bytes, 16))
+    with pytest.raises(PlanningError, match="does not read"):
+        g2 = Graph("bad")
+        g2.add_tensor("x", 4)
+        g2.add_tensor("y", 4)
+        g2.mark_input("x")
+        g2.add_operator("f", ["x"], ["y"], inplace=True, inplace_inputs=["z"])
+        g2.check()
+
+
 def test_inputs_and_outputs_outside_the_arena():
     g = chain()
     inside = plan(g)

@@ -3,6 +3,8 @@ rewritten module's planned arena never above the arena discovery reported."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -39,6 +41,36 @@ def _check_exact_and_planned(model, res, seed=0):
     assert planned.arena_bytes <= res.arena_after
 
 
+def _check_c_host(model, res, out_dir, seed=0):
+    """The tiled module emitted as C (memory_planner's plan, accumulations in place) and run
+    natively: equal to the untiled module on TVM. Returns the package's tensors."""
+    for tool in ("gcc", "cmake"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed")
+    import dataclasses
+
+    from tvm_accel import deploy
+
+    x = _inputs(model, seed)
+    ref = CpuExecutable(model.mod).run(x)
+    rep = deploy.run(deploy.RunRequest(model=dataclasses.replace(model, mod=res.module), board="host",
+                                       inputs=[v[None] for v in x], out_dir=out_dir))
+    for a, b in zip(ref, rep.outputs):
+        np.testing.assert_array_equal(a, b[0])
+    from tvm_accel.codegen.emitter import PackageInfo
+
+    return PackageInfo.load(out_dir).tensors
+
+
+def _accumulators_share_bytes(tensors) -> bool:
+    """Every int32 accumulator of one partial sum (``<end>__acc<k>``) at one offset."""
+    groups: dict[str, set] = {}
+    for t in tensors:
+        if "__acc" in t["name"]:
+            groups.setdefault(t["name"].rsplit("__acc", 1)[0], set()).add(t["offset"])
+    return bool(groups) and all(len(offs) == 1 for offs in groups.values())
+
+
 def _mobilenet_block(b):
     """pointwise expand -> depthwise stride 2 -> pointwise project: the peak is the expanded tensor."""
     x = b.input((1, 16, 16, 4), "int8", scale=0.03, zero_point=-5)
@@ -52,9 +84,11 @@ def _mobilenet_block(b):
 def test_hand_case_exact_arena(tmp_path):
     """Untiled: the depthwise step holds the expanded 16x16x32 tensor (8192 B) and its 8x8x32
     output (2048 B) -> 10240 B. Tiled in 8 partitions of 4 channels with int32 partial sums at
-    the project conv (output 8x8x4, int32 accumulator 1024 B): at a partial-sum step the input
-    (1024, read by every partition's expand), the depthwise partition (256) and the previous
-    and the new accumulator (2 x 1024) are alive -> 3328 B."""
+    the project conv (output 8x8x4, one int32 accumulator of 1024 B that every partition adds
+    into in place): at a depthwise step the input (1024, read by every partition's expand),
+    the expand partition (1024), the depthwise partition (256) and the accumulator (1024) are
+    alive -> 3328 B (a partial-sum step: 1024 + 256 + 1024). The C build keeps the
+    accumulators at one offset and equals the untiled model."""
     model = _model(tmp_path, _mobilenet_block)
     res = tiling.discover(model.mod, method="fdt", max_partitions=8)
     assert res.arena_before == 10240
@@ -62,6 +96,7 @@ def test_hand_case_exact_arena(tmp_path):
     assert res.arena_after == 3328
     assert res.extra_macs == 0
     _check_exact_and_planned(model, res)
+    assert _accumulators_share_bytes(_check_c_host(model, res, tmp_path / "c"))
 
 
 def test_pass_records_result(tmp_path):
@@ -156,6 +191,9 @@ def _fdt_case(tmp_path_factory, spec, data):
     res = tiling.apply_paths(model.mod, [(path, n)])
     assert res.extra_macs == 0
     _check_exact_and_planned(model, res, seed=spec[-1])
+    if path.end_kind == "lip":  # partial sums accumulated in place by the C build
+        out = tmp_path_factory.mktemp("c")
+        assert _accumulators_share_bytes(_check_c_host(model, res, out, seed=spec[-1]))
 
 
 def _ffmt_case(tmp_path_factory, spec, data):
@@ -172,6 +210,9 @@ def _ffmt_case(tmp_path_factory, spec, data):
         return
     assert res.extra_macs >= 0
     _check_exact_and_planned(model, res, seed=spec[-1])
+    if path.end_kind != "concat":  # tile sums accumulated in place by the C build
+        out = tmp_path_factory.mktemp("c")
+        assert _accumulators_share_bytes(_check_c_host(model, res, out, seed=spec[-1]))
 
 
 _FEW = settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)

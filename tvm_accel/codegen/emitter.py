@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TvmAccelError
-from .graph import ExternKernel, Graph, c_identifier, extract_graph
+from .graph import ExternKernel, Graph, accumulated_input, c_identifier, data_args, extract_graph
 
 ALIGN = 16
 CODEGEN_VERSION = "1"  # bump when kernel_c's post-processing changes (kernel cache key)
@@ -112,9 +112,11 @@ def plan_memory(graph: Graph, order: str = "optimal", layout: str = "optimal", a
         for a in aliases_of.get(tid, []):
             g.add_operator(f"alias{a}", [name(tid)], [name(a)], alias=True, kind="reshape")
     for s in graph.steps:
-        acts = [a for a in s.args if a not in s.outputs and T[a].kind != "weight" and T[T[a].storage].kind != "weight"]
+        acts = data_args(graph, s)
+        acc = accumulated_input(graph, s)
         g.add_operator(f"s{s.index}", list(dict.fromkeys(name(a) for a in acts)), [name(o) for o in s.outputs],
-                       workspace=s.workspace, kind=s.op)
+                       workspace=s.workspace, kind=s.op, inplace=acc is not None,
+                       inplace_inputs=[name(acc)] if acc is not None else [])
         for o in s.outputs:
             for a in aliases_of.get(o, []):
                 g.add_operator(f"alias{a}", [name(o)], [name(a)], alias=True, kind="reshape")
@@ -167,7 +169,9 @@ def plan_from_recorded(graph: Graph, rec: dict) -> ArenaPlan:
 
 def check_plan(graph: Graph, plan: ArenaPlan) -> None:
     """Refuse a plan that runs a step before its inputs exist, overlaps two buffers alive at
-    the same step, or puts a buffer outside the arena."""
+    the same step, or puts a buffer outside the arena. The one sharing allowed: an
+    accumulating step (``accumulated_input``) writing its output over the accumulator it
+    reads, at the same offset, when that accumulator dies at this step."""
     order = plan.order if plan.order is not None else list(range(len(graph.steps)))
     if sorted(order) != list(range(len(graph.steps))):
         raise TvmAccelError("memory plan's order is not a permutation of the model's steps")
@@ -181,6 +185,16 @@ def check_plan(graph: Graph, plan: ArenaPlan) -> None:
                 raise TvmAccelError(f"memory plan runs step {si} ({s.op}) before its input {t.name} is computed")
         ready.update(graph.tensors[o].storage for o in s.outputs)
     life = graph.lifetimes(order)
+    pos = {si: i for i, si in enumerate(order)}
+    in_place = set()  # (accumulator storage, output storage) pairs that may share bytes
+    for s in graph.steps:
+        acc = accumulated_input(graph, s)
+        acc = graph.tensors[acc].storage if acc is not None else None
+        out = graph.tensors[s.outputs[0]].storage
+        if acc is not None and life[acc][1] == pos[s.index] == life[out][0] \
+                and plan.offsets.get(acc) == plan.offsets.get(out):
+            in_place.add((acc, out))
+            in_place.add((out, acc))
     spans = []
     for key in _buffers(graph):
         size = graph.buffer_bytes(key)
@@ -192,10 +206,11 @@ def check_plan(graph: Graph, plan: ArenaPlan) -> None:
             raise TvmAccelError(f"memory plan puts {label} outside the arena")
         if off % 4:
             raise TvmAccelError(f"memory plan puts {label} at unaligned offset {off}")
-        spans.append((label, off, size, life[key]))
-    for i, (a, oa, sa, la) in enumerate(spans):
-        for b, ob, sb, lb in spans[i + 1:]:
-            if la[0] <= lb[1] and lb[0] <= la[1] and oa < ob + sb and ob < oa + sa:
+        spans.append((key, label, off, size, life[key]))
+    for i, (ka, a, oa, sa, la) in enumerate(spans):
+        for kb, b, ob, sb, lb in spans[i + 1:]:
+            if (la[0] <= lb[1] and lb[0] <= la[1] and oa < ob + sb and ob < oa + sa
+                    and (ka, kb) not in in_place):
                 raise TvmAccelError(
                     f"memory plan overlaps live buffers {a} [{oa}, {oa + sa}) and {b} [{ob}, {ob + sb})"
                 )

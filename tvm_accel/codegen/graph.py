@@ -106,6 +106,28 @@ class Graph:
         return self.tensors[key].nbytes
 
 
+def data_args(graph: Graph, step: Step) -> list[int]:
+    """The activation inputs of a step (tensor ids, in argument order): no weight, no output."""
+    T = graph.tensors
+    return [a for a in step.args if a not in step.outputs and T[a].kind != "weight" and T[T[a].storage].kind != "weight"]
+
+
+def accumulated_input(graph: Graph, step: Step) -> int | None:
+    """The input (tensor id) that ``step`` accumulates into, when its kind
+    accumulates in place (``tvm_accel.ops.accumulator_input``): its output may take those
+    bytes. The one rule the planner graphs and the emitter's plan check share."""
+    from .. import ops
+
+    data = data_args(graph, step)
+    k = ops.accumulator_input(step.op, len(data))
+    if k is None or len(step.outputs) != 1:
+        return None
+    src, out = graph.tensors[data[k]], graph.tensors[step.outputs[0]]
+    if src.shape != out.shape or src.dtype != out.dtype:
+        return None
+    return data[k]
+
+
 def _shape_dtype(ty, what: str) -> tuple[tuple[int, ...], str]:
     from tvm import relax
 

@@ -34,6 +34,19 @@ class OpKind:
     name: str
     build: Callable[..., tvm.tirx.PrimFunc]  # (data_shapes, const_shapes, out_shape, attrs)
     doc: str
+    # Accumulating kinds: the index of the data input (when the call has it) that the output
+    # accumulates into. Output element i is that input's element i plus a contribution, read
+    # before element i is written, same shape and dtype: the output may take its bytes.
+    accumulator: int | None = None
+
+
+def accumulator_input(kind: str, num_data: int) -> int | None:
+    """The data input (index) whose bytes the output of a ``kind`` call with ``num_data``
+    activation inputs may overwrite (accumulation in place), or None."""
+    k = KINDS.get(kind)
+    if k is None or k.accumulator is None or k.accumulator >= num_data:
+        return None
+    return k.accumulator
 
 
 Constant = tvm.ir.expr.Constant  # note: PrimValues (IntImm, FloatImm) are Constants too
@@ -102,18 +115,20 @@ KINDS: dict[str, OpKind] = {
         OpKind("conv2d_acc", lambda d, c, o, a: kernels.build_conv2d_acc(d[0], c[0], o, a, len(d) > 1),
                "Ungrouped conv2d producing the int32 accumulator (no bias, no requantization): one "
                "input-channel partition of a conv2d split by input channels (fused depthwise tiling). "
-               "data: input [, int32 partial sum to add]. attrs: strides, padding, dilation, "
-               "input_zero_point, weight_zero_point. consts: weight (the partition's input channels)."),
+               "data: input [, int32 accumulator to add to, overwritten in place]. attrs: strides, "
+               "padding, dilation, input_zero_point, weight_zero_point. consts: weight (the "
+               "partition's input channels).", accumulator=1),
         OpKind("dense_acc", lambda d, c, o, a: kernels.build_dense_acc(d[0], c[0], o, a, len(d) > 1),
                "dense producing the int32 accumulator (no bias, no requantization), as conv2d_acc. "
-               "data: input [, int32 partial sum]. attrs: input_zero_point, weight_zero_point. "
-               "consts: weight rows of the partition."),
+               "data: input [, int32 accumulator, overwritten in place]. attrs: input_zero_point, "
+               "weight_zero_point. consts: weight rows of the partition.", accumulator=1),
         OpKind("slice", lambda d, c, o, a: kernels.build_slice(d[0], o, a),
                "A box of an int8 tensor (a copy): out[i] = data[i + begin]. attrs: begin (per axis). "
                "Used by fused feature-map tiling for a tile's input rows (with halo)."),
         OpKind("pool_sum_acc", lambda d, c, o, a: kernels.build_pool_sum_acc(d[0], o, a, len(d) > 1),
-               "int32 sum over H and W of an NHWC int8 tile [+ int32 partial sum]: one spatial tile of a "
-               "global average pool. Output [N, 1, 1, C] int32. attrs: none."),
+               "int32 sum over H and W of an NHWC int8 tile [+ int32 accumulator, overwritten in place]: "
+               "one spatial tile of a global average pool. Output [N, 1, 1, C] int32. attrs: none.",
+               accumulator=1),
         OpKind("avg_pool_finish", lambda d, c, o, a: kernels.build_avg_pool_finish(d[0], a),
                "int32 window sums -> int8 average (sum / count rounded half away from zero, clamped), the "
                "end of a global average pool computed by tiles. attrs: count, act_min, act_max."),
