@@ -51,6 +51,41 @@ class Value:
         return "generic"
 
 
+# Elementwise operators of two activations: on a path, one operand comes along the path and
+# the other (a side input, e.g. a residual shortcut) is produced outside it and stays whole;
+# each partition reads its slice of the side input (no halo: element i needs element i).
+ELEMENTWISE_BINARY = ("add", "mul")
+
+
+def path_operands(an: "Analysis", v: Value, prev: str | None = None) -> tuple[str | None, str | None, str | None]:
+    """(chain input, side input, why not) of ``v`` on a path: the activation input the path
+    runs through (``prev`` when known: the path's previous value) and, for an elementwise
+    binary operator, the other operand. Side inputs must have the output's shape (no
+    broadcasting). Going up (``prev`` None) through a binary operator, the chain input is the
+    first operand read by ``v`` only; the other one is the side input."""
+    if len(v.data) == 1:
+        if prev is not None and v.data[0] != prev:
+            return None, None, f"{v.name} does not read {prev}"
+        return v.data[0], None, None
+    kind = v.kind
+    if kind not in ELEMENTWISE_BINARY or len(v.data) != 2:
+        return None, None, f"{v.name} ({kind}) has {len(v.data)} activation inputs"
+    if v.data[0] == v.data[1]:
+        return None, None, f"{v.name} ({kind}) reads {v.data[0]} twice"
+    if prev is not None:
+        if prev not in v.data:
+            return None, None, f"{v.name} does not read {prev}"
+        i = v.data.index(prev)
+    else:
+        own = [j for j in (0, 1) if not an.values[v.data[j]].is_param and an.values[v.data[j]].consumers == [v.name]
+               and not an.values[v.data[j]].is_output]
+        i = own[0] if own else 0
+    chain, side = an.values[v.data[i]], an.values[v.data[1 - i]]
+    if chain.shape != v.shape or side.shape != v.shape or side.dtype != v.dtype:
+        return None, None, f"{v.name} ({kind}) broadcasts its operands"
+    return chain.name, side.name, None
+
+
 @dataclass(frozen=True)
 class TiledOp:
     """One operator of a tiled path on the planner's graph. ``accumulator``: the input the

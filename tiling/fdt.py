@@ -5,8 +5,10 @@ A path is ``start -> middle... -> end`` along single-producer / single-consumer 
   per-channel multipliers / shifts sliced per partition); every partition reads the whole input;
 - ``middle``: channel-wise operators, which carry a partition through unchanged: depthwise
   conv2d (weights, bias, multipliers, shifts sliced per channel), pooling, pad (not on the
-  channel axis), mean over spatial axes, requantize, and shape-only operators that keep the
-  channel axis last with the same size;
+  channel axis), mean over spatial axes, requantize, shape-only operators that keep the
+  channel axis last with the same size, and add / mul whose other operand (a side input such
+  as a residual shortcut) is produced outside the path: it stays whole and each partition
+  reads its channels (``slice``);
 - ``end``: an ungrouped conv2d or a dense, split by input channels: partition k computes the
   int32 partial sum of its channels (``conv2d_acc`` / ``dense_acc``) added to the previous
   partition's, and ``requantize_acc`` applies bias, requantization and clamp once to the sum.
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .analysis import Analysis, TiledOp, Value
+from .analysis import ELEMENTWISE_BINARY, Analysis, TiledOp, Value, path_operands
 
 CHANNELWISE = ("avg_pool2d", "max_pool2d", "pad", "mean", "requantize")
 
@@ -74,8 +76,9 @@ def _is_split_layer(v: Value) -> bool:
     return v.info.kind == "conv2d" and v.info.attrs.get("groups", 1) == 1
 
 
-def channelwise_reason(an: Analysis, v: Value, channels: int) -> str | None:
-    """None if ``v`` carries channel partitions through, else why not."""
+def channelwise_reason(an: Analysis, v: Value, channels: int, prev: str | None = None) -> str | None:
+    """None if ``v`` carries channel partitions through (coming from ``prev`` when known),
+    else why not."""
     if v.alias_of is not None:
         src = an.values.get(v.alias_of)
         if src is None or not v.shape or v.shape[-1] != channels or src.shape[-1] != channels:
@@ -84,9 +87,10 @@ def channelwise_reason(an: Analysis, v: Value, channels: int) -> str | None:
     if v.info is None:
         return f"{v.name} ({v.kind}) is not an integer operator"
     kind, a = v.info.kind, v.info.attrs
-    if len(v.data) != 1:
-        return f"{v.name} ({kind}) has {len(v.data)} activation inputs"
-    if not v.shape or v.shape[-1] != channels or an.values[v.data[0]].shape[-1] != channels:
+    chain_in, _side, why = path_operands(an, v, prev)
+    if why:
+        return why
+    if not v.shape or v.shape[-1] != channels or an.values[chain_in].shape[-1] != channels:
         return f"{v.name} ({kind}) changes the channel count"
     if kind == "conv2d":
         w = v.info.consts[0]
@@ -103,7 +107,7 @@ def channelwise_reason(an: Analysis, v: Value, channels: int) -> str | None:
         if any(ax % rank == rank - 1 for ax in a["axes"]):
             return f"{v.name} (mean) reduces the channel axis"
         return None
-    if kind in CHANNELWISE:
+    if kind in CHANNELWISE or kind in ELEMENTWISE_BINARY:
         return None
     return f"{v.name} ({kind}) is not channel-wise"
 
@@ -139,7 +143,7 @@ def grow(an: Analysis, through: str, used: set[str] = frozenset()) -> tuple[list
         why = channelwise_reason(an, cur, channels)
         if why:
             return [], f"up: {why}"
-        src = an.values[cur.data[0]]
+        src = an.values[path_operands(an, cur)[0]]
         if src.is_param:
             return [], f"up: {cur.name} reads the model input"
         if len(src.consumers) != 1 or src.is_output:
@@ -171,7 +175,7 @@ def grow(an: Analysis, through: str, used: set[str] = frozenset()) -> tuple[list
             lip_end = an.values[nxt.consumers[0]]
             down_stop = f"{lip_end.name} (dense after flatten) splits input rows by channel"
             break
-        why = channelwise_reason(an, nxt, channels)
+        why = channelwise_reason(an, nxt, channels, prev=cur.name)
         if why:
             down_stop = why
             break
@@ -200,6 +204,21 @@ def part_name(name: str, k: int) -> str:
     return f"{name}__p{k}"
 
 
+def side_name(name: str, k: int) -> str:
+    return f"{name}__side{k}"
+
+
+def side_inputs(an: Analysis, path: FdtPath) -> dict[str, str]:
+    """{binding on the path: its side input} for the elementwise binary operators on it."""
+    out = {}
+    chain = (path.start, *path.middle) + ((path.end,) if path.end_kind == "concat" else ())
+    for prev, name in zip(chain, chain[1:]):
+        side = path_operands(an, an.values[name], prev)[1]
+        if side is not None:
+            out[name] = side
+    return out
+
+
 def acc_name(name: str, k: int) -> str:
     return f"{name}__acc{k}"
 
@@ -213,24 +232,28 @@ def tiled_operators(an: Analysis, path: FdtPath, n: int, graph_ops: dict):
     start_in = an.storage(an.values[path.start].data[0])
     end = an.values[path.end]
     ops, tensors = [], {}
+    sides = side_inputs(an, path)
     prev_acc = None
+    chain = (path.start, *path.middle) + ((path.end,) if path.end_kind == "concat" else ())
     for k, (c0, c1) in enumerate(parts):
         frac = (c1 - c0) / C
         cur_in = start_in
-        for name in (path.start, *path.middle):
+        for name in chain:
             v = an.values[name]
             if not v.kernel:
                 continue  # shape-only: a view of the same partition
+            ins = (cur_in,)
+            if name in sides:  # the side input's channels of this partition
+                ts = side_name(name, k)
+                tensors[ts] = an.values[sides[name]].nbytes // C * (c1 - c0)
+                ops.append(TiledOp(ts, (an.storage(sides[name]),), (ts,), 0, "slice"))
+                ins = (cur_in, ts)
             t = part_name(name, k)
             tensors[t] = v.nbytes // C * (c1 - c0)
             ws = graph_ops[name].workspace
-            ops.append(TiledOp(t, (cur_in,), (t,), -(-int(ws * frac) // 1) if ws else 0, v.kind))
+            ops.append(TiledOp(t, ins, (t,), -(-int(ws * frac) // 1) if ws else 0, v.kind))
             cur_in = t
         if path.end_kind == "concat":
-            t = part_name(path.end, k)
-            tensors[t] = end.nbytes // C * (c1 - c0)
-            ws = graph_ops[path.end].workspace
-            ops.append(TiledOp(t, (cur_in,), (t,), -(-int(ws * frac) // 1) if ws else 0, end.kind))
             continue
         a = acc_name(path.end, k)
         tensors[a] = end.nbytes // np.dtype(end.dtype).itemsize * 4  # int32
@@ -267,6 +290,7 @@ def emit(emit_op, an: Analysis, path: FdtPath, n: int, remap):
     pieces = []
     concat = path.end_kind == "concat"
     chain = (path.start, *path.middle, path.end) if concat else (path.start, *path.middle)
+    sides = side_inputs(an, path)
     for k, (c0, c1) in enumerate(partitions(C, n)):
         ck = c1 - c0
         cur = x
@@ -289,7 +313,14 @@ def emit(emit_op, an: Analysis, path: FdtPath, n: int, remap):
                     attrs["groups"] = ck
             elif info.kind == "dense":  # start
                 consts = [consts[0][:, c0:c1]] + [c[c0:c1] for c in consts[1:]]
-            cur = emit_op(info.kind, attrs, [cur], consts, shape, v.dtype, name_hint=part_name(name, k))
+            data = [cur]
+            if name in sides:  # add / mul: this partition's channels of the side input, operands in order
+                sv = an.values[sides[name]]
+                i_side = v.data.index(sides[name])
+                part = emit_op("slice", {"begin": [0] * (len(sv.shape) - 1) + [c0]}, [remap(info.data[i_side])], [],
+                               tuple(sv.shape[:-1]) + (ck,), sv.dtype, name_hint=side_name(name, k))
+                data = [part, cur] if i_side == 0 else [cur, part]
+            cur = emit_op(info.kind, attrs, data, consts, shape, v.dtype, name_hint=part_name(name, k))
         if concat:
             pieces.append(cur)
             continue

@@ -1,7 +1,9 @@
 """Fused feature-map tiling (FFMT): a chain of spatial operators computed in horizontal strips.
 
 A path is a chain of spatial operators (conv2d of any grouping, depthwise conv2d, average /
-max pooling, pad, requantize) along single-producer / single-consumer values. Its output is
+max pooling, pad, requantize, and add / mul whose other operand, a side input such as a
+residual shortcut, is produced outside the path: it stays whole and each tile reads its box
+of it, no halo) along single-producer / single-consumer values. Its output is
 split into ``n`` strips of rows, or a grid of ``n`` rows x ``cols`` columns of tiles; each
 tile's receptive field is propagated backwards through the chain (kernel size, stride,
 dilation, padding, per axis), so a tile computes the pixels it needs of every operator, with
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .analysis import Analysis, TiledOp, Value
+from .analysis import ELEMENTWISE_BINARY, Analysis, TiledOp, Value, path_operands
 
 SPATIAL = ("conv2d", "avg_pool2d", "max_pool2d", "pad", "requantize")
 MAX_PATH_OPS = 12
@@ -69,13 +71,17 @@ class FfmtPath:
         return f"{n} x {self.cols} tiles, {how}"
 
 
-def spatial_reason(an: Analysis, v: Value) -> str | None:
+def spatial_reason(an: Analysis, v: Value, prev: str | None = None) -> str | None:
+    """None if ``v`` can be computed tile by tile (coming from ``prev`` when known), else why not."""
     if v.info is None:
         return f"{v.name} ({v.kind}) is not an integer operator"
-    if v.info.kind not in SPATIAL:
+    if v.info.kind not in SPATIAL and v.info.kind not in ELEMENTWISE_BINARY:
         return f"{v.name} ({v.info.kind}) is not a spatial operator"
-    if len(v.data) != 1 or len(v.shape) != 4 or len(an.values[v.data[0]].shape) != 4:
-        return f"{v.name} ({v.info.kind}) is not a 4-D single-input operator"
+    chain_in, _side, why = path_operands(an, v, prev)
+    if why:
+        return why
+    if len(v.shape) != 4 or len(an.values[chain_in].shape) != 4:
+        return f"{v.name} ({v.info.kind}) is not a 4-D operator"
     if v.info.kind == "pad" and (v.info.attrs["pad_before"][0] or v.info.attrs["pad_after"][0]):
         return f"{v.name} (pad) pads the batch axis"
     return None
@@ -116,7 +122,7 @@ def grow(an: Analysis, through: str, used: set[str] = frozenset()) -> tuple[list
     cur = v
     up_stop = ""
     while True:
-        src = an.values[cur.data[0]]
+        src = an.values[path_operands(an, cur)[0]]
         if src.is_param:
             up_stop = f"{cur.name} reads the model input {src.name}"
             break
@@ -147,7 +153,7 @@ def grow(an: Analysis, through: str, used: set[str] = frozenset()) -> tuple[list
             d = an.values[nxt.consumers[0]]
             tail, down_stop = ("lip", d.name, nxt.name), f"{d.name} (dense after flatten) sums strips"
             break
-        why = spatial_reason(an, nxt)
+        why = spatial_reason(an, nxt, prev=cur.name)
         if why:
             down_stop = why
             break
@@ -257,9 +263,28 @@ def part_name(name: str, k: int) -> str:
     return f"{name}__s{k}"
 
 
+def side_name(name: str, k: int) -> str:
+    return f"{name}__side{k}"
+
+
+def chain_inputs(an: Analysis, path: FfmtPath) -> list[tuple[str, str | None]]:
+    """(chain input, side input or None) of every operator of the chain, in order."""
+    out, prev = [], None
+    for name in path.chain:
+        chain_in, side, _ = path_operands(an, an.values[name], prev)
+        out.append((chain_in, side))
+        prev = name
+    return out
+
+
+def side_inputs(an: Analysis, path: FfmtPath) -> dict[str, str]:
+    """{binding on the path: its side input} for the elementwise binary operators on it."""
+    return {name: side for name, (_, side) in zip(path.chain, chain_inputs(an, path)) if side is not None}
+
+
 def tiled_operators(an: Analysis, path: FfmtPath, n: int, graph_ops: dict):
-    first = an.values[path.chain[0]]
-    x = an.values[first.data[0]]
+    x = an.values[chain_inputs(an, path)[0][0]]
+    sides = side_inputs(an, path)
     x_store = an.storage(x.name)
     ops, tensors = [], {}
     extra_macs = 0
@@ -278,9 +303,15 @@ def tiled_operators(an: Analysis, path: FfmtPath, n: int, graph_ops: dict):
             v = an.values[name]
             t = part_name(name, k)
             px = (r1 - r0) * (c1 - c0)
+            ins = (cur,)
+            if name in sides:  # the side input's box of this tile (elementwise: no halo)
+                ts = side_name(name, k)
+                tensors[ts] = px * _pixel_bytes(an.values[sides[name]])
+                ops.append(TiledOp(ts, (an.storage(sides[name]),), (ts,), 0, "slice"))
+                ins = (cur, ts)
             tensors[t] = px * _pixel_bytes(v)
             ws = graph_ops[name].workspace
-            ops.append(TiledOp(t, (cur,), (t,), -(-ws * px // (v.shape[1] * v.shape[2])) if ws else 0, v.kind))
+            ops.append(TiledOp(t, ins, (t,), -(-ws * px // (v.shape[1] * v.shape[2])) if ws else 0, v.kind))
             extra_macs += px * _macs_per_pixel(v)
             cur = t
         if path.end_kind == "concat":
@@ -330,8 +361,10 @@ def emit(emit_op, an: Analysis, path: FfmtPath, n: int, remap):
 
     bb = emit_op.bb
     first = an.values[path.chain[0]]
-    x_val = an.values[first.data[0]]
-    x = remap(first.info.data[0])
+    x_name = chain_inputs(an, path)[0][0]
+    x_val = an.values[x_name]
+    x = remap(first.info.data[first.data.index(x_name)])
+    sides = side_inputs(an, path)
     pieces, row_pieces, acc = [], [], None
     end = an.values[path.end]
     last = an.values[path.chain[-1]]
@@ -345,7 +378,14 @@ def emit(emit_op, an: Analysis, path: FfmtPath, n: int, remap):
         for name, (r0, r1), (c0, c1), attrs in steps:
             v = an.values[name]
             shape = (v.shape[0], r1 - r0, c1 - c0, v.shape[3])
-            cur = emit_op(v.info.kind, attrs, [cur], list(v.info.consts), shape, v.dtype,
+            data = [cur]
+            if name in sides:  # add / mul: the side input's box of this tile, operands in order
+                sv = an.values[sides[name]]
+                i_side = v.data.index(sides[name])
+                box = emit_op("slice", {"begin": [0, r0, c0, 0]}, [remap(v.info.data[i_side])], [],
+                              (sv.shape[0], r1 - r0, c1 - c0, sv.shape[3]), sv.dtype, name_hint=side_name(name, k))
+                data = [box, cur] if i_side == 0 else [cur, box]
+            cur = emit_op(v.info.kind, attrs, data, list(v.info.consts), shape, v.dtype,
                           name_hint=part_name(name, k))
         if path.end_kind == "concat":
             if path.cols == 1:

@@ -144,7 +144,8 @@ def chains(draw):
     h = draw(st.sampled_from([6, 8, 10]))
     cin = draw(st.integers(1, 4))
     c = draw(st.integers(3, 12))
-    middle = draw(st.lists(st.sampled_from(["dw", "dw2", "avg", "max", "pad", "relu_dw"]), min_size=0, max_size=3))
+    middle = draw(st.lists(st.sampled_from(["dw", "dw2", "avg", "max", "pad", "relu_dw", "add", "mul"]),
+                           min_size=0, max_size=3))
     end = draw(st.sampled_from(["conv", "flatten_dense", "mean_dense", "concat"]))
     if end == "concat" and not middle:
         middle = ["dw"]  # a concatenated path needs an operator after its start
@@ -157,8 +158,17 @@ def _build_chain(spec):
 
     def build(b):
         x = b.input((1, h, h, cin), "int8", scale=0.04, zero_point=3)
+        side = None
+        if seed % 2 and {"add", "mul"} & set(middle):  # the side input computed before the path
+            side = b.conv2d(x, b.random_weights((c, 3, 3, cin)), b.random_bias(c), padding="SAME")
         y = b.conv2d(x, b.random_weights((c, 1, 1, cin)), b.random_bias(c), activation="RELU")
+        if side is None and {"add", "mul"} & set(middle):  # or after the path's first operator
+            side = b.conv2d(x, b.random_weights((c, 3, 3, cin)), b.random_bias(c), padding="SAME")
         for m in middle:
+            if m in ("add", "mul"):  # a residual-style side input produced outside the path, whole
+                if y.shape == side.shape:
+                    y = b.add(y, side) if m == "add" else b.mul(side, y)
+                continue
             if m.startswith("dw") or m == "relu_dw":
                 y = b.depthwise_conv2d(y, b.random_weights((1, 3, 3, c)), b.random_bias(c),
                                        stride=2 if m == "dw2" and y.shape[1] >= 4 else 1, padding="SAME",
@@ -243,3 +253,54 @@ def test_many_random_chains_fdt(tmp_path_factory, spec, data):
 @given(spec=chains(), data=st.data())
 def test_many_random_chains_ffmt(tmp_path_factory, spec, data):
     _ffmt_case(tmp_path_factory, spec, data)
+
+
+def _residual_block(b):
+    """conv a -> conv -> conv -> add(., a): a has two readers (the next conv and the add)."""
+    x = b.input((1, 12, 12, 3), "int8", scale=0.03, zero_point=-5)
+    a = b.conv2d(x, b.random_weights((8, 3, 3, 3)), b.random_bias(8), padding="SAME", activation="RELU")
+    y = b.conv2d(a, b.random_weights((8, 3, 3, 8)), b.random_bias(8), padding="SAME", activation="RELU")
+    y = b.conv2d(y, b.random_weights((8, 3, 3, 8)), b.random_bias(8), padding="SAME")
+    y = b.add(y, a, activation="RELU")
+    y = b.average_pool2d(y, 2, 2)
+    b.output(y)
+
+
+def test_residual_add_with_side_input_ffmt(tmp_path):
+    """The residual block's conv -> conv -> add is tiled (the shortcut stays whole, each tile
+    adds its box of it): lower arena, bit-exact on TVM and as C."""
+    model = _model(tmp_path, _residual_block)
+    paths = tiling.candidate_paths(model.mod, method="ffmt")
+    with_add = [p for p in paths if p.end_kind == "concat" and len(p.chain) == 3 and p.cols == 1]
+    assert with_add, [p.describe() for p in paths]
+    found = tiling.discover(model.mod, method="ffmt", max_partitions=4, rewrite_module=False)
+    assert found.arena_after < found.arena_before
+    assert any(len(p.bindings) >= 3 for p in found.paths)
+    res = tiling.apply_paths(model.mod, [(with_add[0], 2)])
+    assert res.arena_after < res.arena_before
+    _check_exact_and_planned(model, res)
+    _check_c_host(model, res, tmp_path / "c")
+
+
+def test_side_input_in_fdt_path(tmp_path):
+    """start conv -> mul(side, .) -> depthwise -> add(., side2) -> project conv (partial sums):
+    both side inputs are sliced to each channel partition."""
+
+    def build(b):
+        x = b.input((1, 8, 8, 4), "int8", scale=0.03, zero_point=-5)
+        s1 = b.conv2d(x, b.random_weights((16, 1, 1, 4)), b.random_bias(16))
+        y = b.conv2d(x, b.random_weights((16, 1, 1, 4)), b.random_bias(16), activation="RELU")
+        y = b.mul(s1, y)
+        y = b.depthwise_conv2d(y, b.random_weights((1, 3, 3, 16)), b.random_bias(16), padding="SAME")
+        s2 = b.conv2d(x, b.random_weights((16, 3, 3, 4)), b.random_bias(16), padding="SAME")
+        y = b.add(y, s2)
+        y = b.conv2d(y, b.random_weights((4, 1, 1, 16)), b.random_bias(4))
+        b.output(y)
+
+    model = _model(tmp_path, build)
+    paths = [p for p in tiling.candidate_paths(model.mod, method="fdt") if p.end_kind == "lip"]
+    assert any(len(p.middle) == 3 for p in paths), [p.describe() for p in paths]
+    path = next(p for p in paths if len(p.middle) == 3)
+    res = tiling.apply_paths(model.mod, [(path, 2)])
+    _check_exact_and_planned(model, res)
+    assert _accumulators_share_bytes(_check_c_host(model, res, tmp_path / "c"))
