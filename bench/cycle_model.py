@@ -45,11 +45,12 @@ RESULTS = Path(__file__).resolve().parent / "results" / "cycle_model.json"
 DIM_MAP = {"N": "b", "P": "orow", "Q": "ocol", "K": "och", "R": "krow", "S": "kcol", "C": "kch"}
 # Parameters the fit adjusts (the physical ones the data can see); others stay as configured.
 FIT_KEYS = ("dma_bytes_per_cycle", "dma_latency", "dma_max_inflight", "mesh_fill_drain", "preload_cycles",
+            "preload_cycles_per_row",
             "command_issue_cycles", "execute_queue_entries", "cpu_cycles_per_instruction", "compute_rows_per_cycle",
             "mvout_rows_per_cycle", "load_queue_entries", "store_queue_entries")
 # physically sensible ranges
 FIT_BOUNDS = {"dma_bytes_per_cycle": (1, 64), "dma_latency": (5, 1000), "dma_max_inflight": (1, 256),
-              "mesh_fill_drain": (0, 1024), "preload_cycles": (0, 512), "command_issue_cycles": (0.25, 16),
+              "mesh_fill_drain": (0, 1024), "preload_cycles": (0, 512), "preload_cycles_per_row": (0, 4), "command_issue_cycles": (0.25, 16),
               "execute_queue_entries": (2, 256), "cpu_cycles_per_instruction": (1, 20),
               "compute_rows_per_cycle": (0.05, 4), "mvout_rows_per_cycle": (0.05, 4), "load_queue_entries": (2, 256),
               "store_queue_entries": (2, 256)}
@@ -76,7 +77,8 @@ GEMMINI_ORDER = ("b", "orow", "ocol", "och", "krow", "kcol", "kch")  # Gemmini's
 
 
 def row_to_program(i: int, rec: dict, cfg: GemminiConfig, order_mode: str = "gemmini", round_channels: bool = False,
-                   matmul_path: bool = True, matmul_tiles: str = "blocks") -> Row:
+                   matmul_path: bool = True, matmul_tiles: str = "blocks", mesh_block: str = "tile",
+                   matmul_mesh: bool = False) -> Row:
     from schedules.mapping import Mapping  # the Timeloop-notation parser lives in schedules
 
     g = lambda k: int(float(rec[f"prob.{k}"]))  # noqa: E731
@@ -96,6 +98,11 @@ def row_to_program(i: int, rec: dict, cfg: GemminiConfig, order_mode: str = "gem
         order += [d for d in P.CONV_DIMS if d not in order]
     else:
         order = list(GEMMINI_ORDER)
+    mesh = {}
+    if mesh_block == "spatial":
+        # the mapping unrolls C over spatial_rows mesh rows and K over spatial_cols columns: every
+        # compute of a tile works on such a sub-block of the mesh (a preload and a compute per block)
+        mesh = {"mesh_rows": min(cfg.dim, max(1, gt.spatial_rows)), "mesh_cols": min(cfg.dim, max(1, gt.spatial_cols))}
     if matmul_path and R == 1 and S == 1 and (Q == 1 or Pp == 1) and stride == 1:
         # matmul-shaped layer: Gemmini software runs it as a matmul, one LOOP_WS per tile;
         # "blocks": the mapping's tiles rounded up to whole DIM blocks (the better fit to the
@@ -109,10 +116,10 @@ def row_to_program(i: int, rec: dict, cfg: GemminiConfig, order_mode: str = "gem
             tk -= d
         while blocks(ti) * blocks(tj) * d > cfg.acc_rows // 2 and ti > d:
             ti -= d
-        return Row(i, layer, P.MatmulTiling(ti, tj, tk, elements=True), rec["mapping.mapping"],
+        return Row(i, layer, P.MatmulTiling(ti, tj, tk, elements=True, **(mesh if matmul_mesh else {})), rec["mapping.mapping"],
                    float(rec["target.gemmini_cycle"]))
     sp_rows, _ = P.conv_tile_rows(layer, cfg, tile)
-    tiling = P.ConvTiling(tile, order, double_buffer=sp_rows <= cfg.sp_rows // 2)
+    tiling = P.ConvTiling(tile, order, double_buffer=sp_rows <= cfg.sp_rows // 2, **mesh)
     return Row(i, layer, tiling, rec["mapping.mapping"], float(rec["target.gemmini_cycle"]))
 
 
@@ -194,7 +201,7 @@ def fit(rows: list[Row], cfg: GemminiConfig, jobs: int, timeout: float, rounds: 
         keys = [k for k in FIT_KEYS if rng.random() < 0.5] or [FIT_KEYS[rng.integers(len(FIT_KEYS))]]
         new = {}
         for k in keys:
-            v = best_cfg.timing[k] * float(np.exp(rng.normal(0, sigma)))
+            v = (best_cfg.timing.get(k) or 0.1) * float(np.exp(rng.normal(0, sigma)))
             lo, hi = FIT_BOUNDS.get(k, (1e-3, 1e6))
             new[k] = round(min(max(v, lo), hi), 3)
         cand = with_timing(best_cfg, new)
@@ -225,6 +232,8 @@ def main(argv=None) -> int:
     ap.add_argument("--config", default=CONFIG)
     ap.add_argument("--rows", type=int, default=120, help="rows in the default subset")
     ap.add_argument("--all", action="store_true", help="all rows")
+    ap.add_argument("--row-ids", type=Path, default=None, help="file of row indices (whitespace-separated) to run")
+    ap.add_argument("--fit-all-rows", action="store_true", help="fit on every selected row (not a subset of them)")
     ap.add_argument("--fit", action="store_true", help="refit the timing parameters first")
     ap.add_argument("--fit-rows", type=int, default=40)
     ap.add_argument("--fit-rounds", type=int, default=3, help="tens of fit trials")
@@ -238,6 +247,10 @@ def main(argv=None) -> int:
                     help="run matmul-shaped layers (1x1 kernel, one output row or column) as convolutions too")
     ap.add_argument("--matmul-tiles", choices=("blocks", "elements"), default="blocks",
                     help="matmul-shaped layers: tiles rounded up to DIM blocks, or the mapping's tiles as they are")
+    ap.add_argument("--mesh-block", choices=("tile", "spatial"), default="tile",
+                    help="mesh block of one compute: the whole mesh, or the mapping's spatial factors (C rows x K cols)")
+    ap.add_argument("--matmul-mesh", action="store_true", help="--mesh-block spatial also for matmul-shaped layers")
+    ap.add_argument("--out", type=Path, default=None, help="write the JSON here instead of bench/results/")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     if not args.data.is_file():
@@ -246,7 +259,11 @@ def main(argv=None) -> int:
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
     cfg = spike_sim.load_config(args.config)
     records = parse_rows(args.data)
-    chosen = records if args.all else pick_subset(records, args.rows, seed=0)
+    if args.row_ids:
+        wanted = {int(x) for x in args.row_ids.read_text().split()}
+        chosen = [r for r in records if r[0] in wanted]
+    else:
+        chosen = records if args.all else pick_subset(records, args.rows, seed=0)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cycle_model_") as td:
         work = Path(td)
@@ -254,7 +271,7 @@ def main(argv=None) -> int:
         for i, rec in chosen:
             try:
                 row = row_to_program(i, rec, cfg, args.order, args.round_channels, not args.no_matmul_path,
-                                     args.matmul_tiles)
+                                     args.matmul_tiles, args.mesh_block, args.matmul_mesh)
                 build_row(row, cfg, work)
                 rows.append(row)
             except Exception as err:  # noqa: BLE001 - reported per row
@@ -263,12 +280,13 @@ def main(argv=None) -> int:
                 log(f"built {len(rows)}/{len(chosen)} programs ({time.perf_counter() - t0:.0f} s)")
         log(f"built {len(rows)} programs, skipped {len(skipped)} ({time.perf_counter() - t0:.0f} s)")
         if args.fit:
-            fit_rows = [rows[i] for i in np.linspace(0, len(rows) - 1, min(args.fit_rows, len(rows))).round().astype(int)]
+            fit_rows = rows if args.fit_all_rows else \
+                [rows[i] for i in np.linspace(0, len(rows) - 1, min(args.fit_rows, len(rows))).round().astype(int)]
             cfg = fit(fit_rows, cfg, args.jobs, args.timeout, args.fit_rounds, log)
-            log(f"fitted timing: { {k: cfg.timing[k] for k in FIT_KEYS} }")
+            log(f"fitted timing: { {k: cfg.timing.get(k) for k in FIT_KEYS} }")
             if args.write_config:
                 raw = json.loads(cfg.path.read_text())
-                raw["timing"].update({k: cfg.timing[k] for k in FIT_KEYS})
+                raw["timing"].update({k: cfg.timing[k] for k in FIT_KEYS if k in cfg.timing})
                 cfg.path.write_text(json.dumps(raw, indent=2) + "\n")
                 log(f"wrote {cfg.path}")
         evaluate(rows, cfg, args.jobs, args.timeout)
@@ -281,8 +299,9 @@ def main(argv=None) -> int:
         "per_row": [{"row": r.index, "mapping": r.mapping, "measured": r.measured, "modelled": r.modelled,
                      "error": r.error} for r in rows],
     }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    out = args.out or RESULTS
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "per_row"}, indent=2))
     else:
@@ -290,7 +309,7 @@ def main(argv=None) -> int:
         print(f"{s.get('rows', 0):>6} {s.get('failed', 0):>7} {s.get('median_abs_pct_error', float('nan')):>15} "
               f"{s.get('p90_abs_pct_error', float('nan')):>12} {s.get('mean_signed_pct_error', float('nan')):>11} "
               f"{s.get('spearman', float('nan')):>9}")
-        print(f"goal: median <= 15 %, Spearman >= 0.95; {len(skipped)} rows skipped; {wall:.0f} s; wrote {RESULTS}")
+        print(f"goal: median <= 15 %, Spearman >= 0.95; {len(skipped)} rows skipped; {wall:.0f} s; wrote {out}")
     return 0
 
 

@@ -34,6 +34,8 @@ TIMING_KEYS = (
     "dma_max_inflight",
     "cpu_cycles_per_instruction",
 )
+#: Parameters a configuration may give (the extension's default when absent).
+OPTIONAL_TIMING_KEYS = ("preload_cycles_per_row",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +102,7 @@ def load_config(name_or_path: str | Path | None = None) -> GemminiConfig:
     timing = raw["timing"]
     if not isinstance(timing, dict):
         raise SimulationError(f"Gemmini configuration {path}: timing must be an object")
-    unknown_t = set(timing) - set(TIMING_KEYS)
+    unknown_t = set(timing) - set(TIMING_KEYS) - set(OPTIONAL_TIMING_KEYS)
     missing_t = set(TIMING_KEYS) - set(timing)
     if unknown_t or missing_t:
         raise SimulationError(

@@ -98,10 +98,15 @@ class ConvLayer:
 
 @dataclasses.dataclass(frozen=True)
 class ConvTiling:
-    """Tile sizes per dimension (pooled output rows/cols for orow/ocol) and the tile-loop order."""
+    """Tile sizes per dimension (pooled output rows/cols for orow/ocol) and the tile-loop order.
+
+    `mesh_rows` / `mesh_cols`: input / output channels one compute uses (0: the whole mesh, DIM),
+    for a mapping unrolled over only part of the mesh; they change the modelled time only."""
     tile: dict[str, int]
     order: Sequence[str] = ("b", "orow", "ocol", "och", "krow", "kcol", "kch")
     double_buffer: bool = True
+    mesh_rows: int = 0
+    mesh_cols: int = 0
 
 
 def conv_tile_rows(layer: ConvLayer, cfg: GemminiConfig, tile: dict[str, int]) -> tuple[int, int]:
@@ -186,7 +191,8 @@ def emit_conv(layer: ConvLayer, tiling: ConvTiling, cfg: GemminiConfig, input: s
     order = ", ".join(str(CONV_DIMS.index(d)) for d in tiling.order)
     return [
         f"static const spike_sim_conv_layer_t {name}_layer = {{{layer_init}}};",
-        f"static const spike_sim_conv_tiling_t {name}_tiling = {{{{{tiles}}}, {{{tr}}}, {{{order}}}, {int(tiling.double_buffer)}}};",
+        f"static const spike_sim_conv_tiling_t {name}_tiling = {{{{{tiles}}}, {{{tr}}}, {{{order}}}, {int(tiling.double_buffer)}, "
+        f"{int(tiling.mesh_rows)}, {int(tiling.mesh_cols)}}};",
         f"spike_sim_conv(&{name}_layer, &{name}_tiling, (const uint8_t*)({input}), (const uint8_t*)({weights}), "
         f"(uint8_t*)({output}), {f'(const uint8_t*)({bias})' if bias else '0'}, {f'(uint8_t*)({partials})' if partials else '0'});",
     ]
@@ -196,12 +202,15 @@ def emit_conv(layer: ConvLayer, tiling: ConvTiling, cfg: GemminiConfig, input: s
 @dataclasses.dataclass(frozen=True)
 class MatmulTiling:
     """Tile sizes along I (rows of A), J (cols of B), K (reduction): in DIM blocks, or in
-    elements with `elements=True` (tiles that are not multiples of DIM are padded blocks)."""
+    elements with `elements=True` (tiles that are not multiples of DIM are padded blocks).
+    `mesh_rows` / `mesh_cols`: K / J extent one compute uses (0: DIM); modelled time only."""
     tile_i: int
     tile_j: int
     tile_k: int
     double_buffer: bool = True
     elements: bool = False
+    mesh_rows: int = 0
+    mesh_cols: int = 0
 
 
 def emit_matmul(M: int, N: int, K: int, tiling: MatmulTiling, cfg: GemminiConfig, A: str, B: str, C: str,
@@ -223,7 +232,7 @@ def emit_matmul(M: int, N: int, K: int, tiling: MatmulTiling, cfg: GemminiConfig
     return [
         f"spike_sim_matmul({M}, {N}, {K}, {ti}, {tj}, {tk}, {int(tiling.double_buffer)}, (const uint8_t*)({A}), "
         f"(const uint8_t*)({B}), (uint8_t*)({C}), {f'(const uint8_t*)({bias})' if bias else '0'}, "
-        f"{float(scale)!r}f, {act}, {int(full_C)});"
+        f"{float(scale)!r}f, {act}, {int(full_C)}, {(tiling.mesh_rows & 0xFFFF) | (tiling.mesh_cols & 0xFFFF) << 16}u);"
     ]
 
 

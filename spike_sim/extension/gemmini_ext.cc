@@ -107,6 +107,7 @@ struct Timing {
   double mesh_fill_drain = 32;        // cycles to fill and drain the mesh around one compute
   double compute_rows_per_cycle = 1;  // rows of A pushed into the mesh per cycle
   double preload_cycles = 16;         // cycles to shift a new weight block into the mesh
+  double preload_cycles_per_row = 0;  // plus this per row of the block (rows shift in one per cycle)
   double command_issue_cycles = 1;    // cycles per command through the reservation station
   double mvout_rows_per_cycle = 1;    // accumulator rows read per cycle by a mvout
   double load_queue_entries = 8;      // commands in flight per queue (reservation station)
@@ -158,7 +159,7 @@ Config load_config(const char* path) {
     std::string name = k.substr(7);
 #define T(field) if (name == #field) { c.t.field = val; continue; }
     T(dma_latency) T(dma_bytes_per_cycle) T(mesh_fill_drain) T(compute_rows_per_cycle) T(preload_cycles)
-    T(command_issue_cycles) T(mvout_rows_per_cycle) T(load_queue_entries) T(execute_queue_entries)
+    T(command_issue_cycles) T(mvout_rows_per_cycle) T(preload_cycles_per_row) T(load_queue_entries) T(execute_queue_entries)
     T(store_queue_entries) T(rocc_issue_cycles) T(dma_max_inflight) T(cpu_cycles_per_instruction)
 #undef T
     throw std::runtime_error("unknown timing key '" + name + "' in " + path);
@@ -260,11 +261,11 @@ struct Timer {
     for (int e = 0; e < 3; e++) inflight[e].assign(std::max(1, (int)n[e]), 0.0);
   }
   // A command arrives at time `t`; returns the time it is dispatched to its engine.
-  double dispatch(Engine e, double t) {
+  double dispatch(Engine e, double t, uint32_t reps = 1) {
     double d = std::max(t, stream_t[e]);
     auto& ring = inflight[e];
     d = std::max(d, ring[ring_pos[e]]);  // oldest in-flight command of that queue must be done
-    stream_t[e] = d + c.t.command_issue_cycles;
+    stream_t[e] = d + reps * c.t.command_issue_cycles;
     last_dispatch = d;
     return d;
   }
@@ -561,7 +562,9 @@ class Gemmini {
   }
 
   // -------------------------------------------------------------------------- execute
-  void preload(uint64_t rs1, uint64_t rs2, double t_issue) {
+  // `reps`: the command stands for this many commands on sub-blocks of the same operands
+  // (a hardware loop told to use only part of the mesh per compute, see loop_conv_ws).
+  void preload(uint64_t rs1, uint64_t rs2, double t_issue, uint32_t reps = 1, uint32_t sub_rows = 0) {
     pre_bd = rs1;
     pre_c = rs2;
     have_preload = true;
@@ -570,12 +573,12 @@ class Gemmini {
       illegal("preload rows/cols > DIM");
     if (!bd.l.garbage) check_rows(bd.l.is_acc, bd.l.row, bd.rows, 1, "preload");
     if (!c.l.garbage) check_rows(c.l.is_acc, c.l.row, c.rows, c_stride, "preload (C)");
-    double d = tm.dispatch(EX, t_issue);
+    double d = tm.dispatch(EX, t_issue, reps);
     double start = std::max(d, tm.free_at[EX]);
     double occ = 0;
     if (!bd.l.garbage) {
       start = std::max(start, tm.ready_of(bd.l.is_acc, bd.l.row, bd.rows));
-      occ = cfg.t.preload_cycles;
+      occ = reps * (cfg.t.preload_cycles + cfg.t.preload_cycles_per_row * (sub_rows ? sub_rows : bd.rows));
       tm.set_read(bd.l.is_acc, bd.l.row, bd.rows, start + occ);
     }
     tm.retire(EX, start, occ, start + occ);
@@ -593,7 +596,7 @@ class Gemmini {
     }
   }
 
-  void compute(bool preloaded, uint64_t rs1, uint64_t rs2, double t_issue) {
+  void compute(bool preloaded, uint64_t rs1, uint64_t rs2, double t_issue, uint32_t reps = 1) {
     Operand a = operand(rs1), bd = operand(rs2);
     if (a.rows > (uint32_t)DIM || a.cols > (uint32_t)DIM || bd.rows > (uint32_t)DIM || bd.cols > (uint32_t)DIM)
       illegal("compute rows/cols > DIM");
@@ -681,11 +684,11 @@ class Gemmini {
       check_rows(c.l.is_acc, c.l.row, c.rows, c_stride ? c_stride : 1, "compute (C)");
     }
     // timing
-    double d = tm.dispatch(EX, t_issue);
+    double d = tm.dispatch(EX, t_issue, reps);
     double start = std::max({d, tm.free_at[EX], tm.ready_of(a.l.is_acc, a.l.row, a_transpose ? DIM : a.rows, a_transpose ? 1 : astr)});
     if (!bd.l.garbage) start = std::max(start, tm.ready_of(bd.l.is_acc, bd.l.row, bd.rows));
     if (!c.l.garbage) start = std::max(start, tm.read_of(c.l.is_acc, c.l.row, c.rows, c_stride ? c_stride : 1));
-    double occ = std::max<uint32_t>(a.rows, 1) / cfg.t.compute_rows_per_cycle;
+    double occ = reps * (std::max<uint32_t>(a.rows, 1) / cfg.t.compute_rows_per_cycle);
     double done = start + occ + cfg.t.mesh_fill_drain;
     tm.set_read(a.l.is_acc, a.l.row, a_transpose ? DIM : a.rows, start + occ, a_transpose ? 1 : astr);
     if (!c.l.garbage) tm.set_ready(c.l.is_acc, c.l.row, c.rows, done, c_stride ? c_stride : 1);
@@ -753,6 +756,11 @@ class Gemmini {
     int act = (rs1 >> 8) & 3;
     int b_id = (rs1 >> 16) & 3, a_id = (rs1 >> 18) & 3;
     bool ta = rs2 & 1, tb = (rs2 >> 1) & 1, resadd = (rs2 >> 2) & 1;
+    // ours (timing only): rs1[47:32] / rs1[63:48] = rows (K) / columns (J) of the mesh one compute
+    // uses (0 = DIM); each compute then stands for a preload and compute per such sub-block
+    uint64_t blk_rows = (rs1 >> 32) & 0xFFFF, blk_cols = (rs1 >> 48) & 0xFFFF;
+    if (blk_rows == 0 || blk_rows > (uint64_t)DIM) blk_rows = DIM;
+    if (blk_cols == 0 || blk_cols > (uint64_t)DIM) blk_cols = DIM;
     if (resadd) illegal("LOOP_WS resadd is not supported");
     check_act(act);
     uint64_t I = lw_I, J = lw_J, K = lw_K;
@@ -776,7 +784,7 @@ class Gemmini {
     // The unroller has one command generator per queue (load, execute, store), each emitting
     // one command per cycle; data dependencies order them through the rows they touch.
     double tq[3] = {t0, t0, t0};
-    auto next = [&](Engine e) { tq[e] += 1; return tq[e]; };
+    auto next = [&](Engine e, uint32_t n = 1) { tq[e] += n; return tq[e]; };
     // save architectural state the unroller overwrites, restore afterwards
     bool save_ta = a_transpose, save_tb = b_transpose;
     uint32_t save_as = a_stride, save_cs = c_stride;
@@ -819,11 +827,14 @@ class Gemmini {
           if (k > 0 || have_D || ex_accumulate) c_addr |= ACCUM;
           uint32_t b_rows_n = tb ? rows_of(j, J, lw_padJ) : rows_of(k, K, lw_padK);
           uint32_t b_cols_n = tb ? rows_of(k, K, lw_padK) : rows_of(j, J, lw_padJ);
+          uint32_t red = rows_of(k, K, lw_padK), outc = rows_of(j, J, lw_padJ);
+          uint32_t reps = (uint32_t)(((red + blk_rows - 1) / blk_rows) * ((outc + blk_cols - 1) / blk_cols));
           preload(i == 0 ? pack(b_addr, b_cols_n, b_rows_n) : garbage_op(),
-                  pack(c_addr, rows_of(j, J, lw_padJ), rows_of(i, I, lw_padI)), next(EX));
+                  pack(c_addr, rows_of(j, J, lw_padJ), rows_of(i, I, lw_padI)), next(EX, reps), reps,
+                  (uint32_t)std::min<uint64_t>(red, blk_rows));
           uint32_t a_rows_n = ta ? rows_of(k, K, lw_padK) : rows_of(i, I, lw_padI);
           uint32_t a_cols_n = ta ? rows_of(i, I, lw_padI) : rows_of(k, K, lw_padK);
-          compute(i == 0, pack(a_addr, a_cols_n, a_rows_n), garbage_op(), next(EX));
+          compute(i == 0, pack(a_addr, a_cols_n, a_rows_n), garbage_op(), next(EX, reps), reps);
           if (k == K - 1 && lw_C != 0) {
             uint64_t dram = lw_C + (i * DIM * lw_sC + j * DIM) * (full_C ? 4 : 1);
             uint32_t src = ACC | (full_C ? 0x20000000u : 0) | (acc_base + (uint32_t)((i * J + j) * DIM));
@@ -857,6 +868,12 @@ class Gemmini {
     (void)batch_size; (void)out_row_dim; (void)padding; (void)pool_padding; (void)pdpad; (void)prpad; (void)pool_out_col_dim;
     (void)out_channels;
     bool no_bias = rs1 & 1, wrot180 = (rs1 >> 1) & 1, dw = (rs1 >> 6) & 1;
+    // ours (timing only, results unchanged): rs1[47:32] / rs1[63:48] = input / output channels
+    // one compute may use (mesh rows / columns; 0 = DIM). A program that unrolls a mapping over
+    // only part of the mesh issues a preload and computes per such sub-block.
+    uint64_t blk_rows = f(rs1, 32, 16), blk_cols = f(rs1, 48, 16);
+    if (blk_rows == 0 || blk_rows > (uint64_t)DIM) blk_rows = DIM;
+    if (blk_cols == 0 || blk_cols > (uint64_t)DIM) blk_cols = DIM;
     bool trans_any = (rs1 >> 2) & 0xF;
     int b_id = (rs1 >> 16) & 3, a_id = (rs1 >> 18) & 3;
     bool no_pool = rs2 & 1, downsample = (rs2 >> 1) & 1, input_dilated = (rs2 >> 2) & 1;
@@ -899,7 +916,7 @@ class Gemmini {
     tm.loop_fsm_next ^= 1;
     double t0 = std::max(t, tm.loop_fsm_free[fsm]);
     double tq[3] = {t0, t0, t0};
-    auto next = [&](Engine e) { tq[e] += 1; return tq[e]; };
+    auto next = [&](Engine e, uint32_t n = 1) { tq[e] += n; return tq[e]; };
     auto pack = [](uint64_t addr, uint64_t cols, uint64_t rows) { return (addr & 0xFFFFFFFFull) | (cols << 32) | (rows << 48); };
     const uint32_t ACC = 0x80000000u, ACCUM = 0x40000000u;
     // save state the unroller changes
@@ -998,8 +1015,10 @@ class Gemmini {
                   if (dw) {
                     dw_compute(first ? w_row : ~0ull, a_row, c_addr, n, nch, next(EX));
                   } else {
-                    preload(first ? pack(w_row, nch, nk) : garbage_op(), pack(c_addr, nch, n), next(EX));
-                    compute(first, pack(a_row, nk, n), garbage_op(), next(EX));
+                    uint32_t reps = (uint32_t)(((nk + blk_rows - 1) / blk_rows) * ((nch + blk_cols - 1) / blk_cols));
+                    preload(first ? pack(w_row, nch, nk) : garbage_op(), pack(c_addr, nch, n), next(EX, reps), reps,
+                            (uint32_t)std::min<uint64_t>(nk, blk_rows));
+                    compute(first, pack(a_row, nk, n), garbage_op(), next(EX, reps), reps);
                   }
                   first = false;
                 }

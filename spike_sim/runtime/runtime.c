@@ -13,6 +13,7 @@ static volatile uint64_t magic_mem[8] __attribute__((aligned(64)));
 
 /* Which half of the accumulator the next hardware loop uses (see gemmini.h). */
 unsigned gemmini_acc_half;
+uint32_t gemmini_mesh_block;
 
 static void htif_syscall(uint64_t n, uint64_t a0, uint64_t a1, uint64_t a2) {
   magic_mem[0] = n;

@@ -84,6 +84,13 @@ typedef int32_t acc_t;
 extern unsigned gemmini_acc_half;
 #define GEMMINI_ACC_LOOP_BASE (gemmini_acc_half * (GEMMINI_ACC_ROWS / 2))
 
+/* Ours, not Gemmini's (zero = Gemmini's behaviour): the mesh block one compute of LOOP_WS /
+ * LOOP_CONV_WS may use: rows (reduction: K of a matmul, input channels) | columns (J, output
+ * channels) << 16; 0 = DIM. A program that unrolls a mapping over only part of the mesh sets it;
+ * it changes the modelled timing, not the results. Sent in rs1[63:32] of the loop command
+ * (defined in the runtime). */
+extern uint32_t gemmini_mesh_block;
+
 #define MVIN_SCALE_IDENTITY 1.0f
 #define ACC_SCALE_IDENTITY 1.0f
 
@@ -181,8 +188,9 @@ static inline uint32_t gemmini_f32_bits(float f) {
     gemmini_rocc(k_LOOP_WS_CONFIG_STRIDES_AB, A_stride, B_stride);                                               \
     gemmini_rocc(k_LOOP_WS_CONFIG_STRIDES_DC, D_stride, C_stride);                                               \
     gemmini_rocc(k_LOOP_WS,                                                                                      \
-                 ((uint64_t)(a_spad_id) << 18) | ((uint64_t)(b_spad_id) << 16) | ((uint64_t)(act) << 8) |        \
-                     ((uint64_t)(low_D) << 2) | ((uint64_t)(full_C) << 1) | (uint64_t)(ex_accumulate),           \
+                 ((uint64_t)gemmini_mesh_block << 32) | ((uint64_t)(a_spad_id) << 18) |                       \
+                     ((uint64_t)(b_spad_id) << 16) | ((uint64_t)(act) << 8) | ((uint64_t)(low_D) << 2) |           \
+                     ((uint64_t)(full_C) << 1) | (uint64_t)(ex_accumulate),                                      \
                  ((uint64_t)(B_transpose) << 1) | (uint64_t)(A_transpose));                                      \
     if ((uintptr_t)(C) != 0) gemmini_acc_half ^= 1;                                                              \
   } while (0)
@@ -219,8 +227,9 @@ static inline uint32_t gemmini_f32_bits(float f) {
     gemmini_rocc(k_LOOP_CONV_WS_CONFIG_5, (uintptr_t)(weights), (uintptr_t)(output));                              \
     gemmini_rocc(k_LOOP_CONV_WS_CONFIG_6, (uintptr_t)(bias), (uintptr_t)(input));                                  \
     gemmini_rocc(k_LOOP_CONV_WS,                                                                                   \
-                 ((uint64_t)(a_spad_id) << 18) | ((uint64_t)(b_spad_id) << 16) |                                   \
-                     ((uint64_t)(max_pixels_per_row) << 8) | ((uint64_t)(dw) << 6) |                               \
+                 ((uint64_t)gemmini_mesh_block << 32) | ((uint64_t)(a_spad_id) << 18) |                       \
+                     ((uint64_t)(b_spad_id) << 16) | ((uint64_t)(max_pixels_per_row) << 8) |                       \
+                     ((uint64_t)(dw) << 6) |                                                                       \
                      ((uint64_t)(trans_input_3120) << 5) | ((uint64_t)(trans_weight_0132) << 4) |                  \
                      ((uint64_t)(trans_weight_1203) << 3) | ((uint64_t)(trans_output_1203) << 2) |                 \
                      ((uint64_t)(wrot180) << 1) | (uint64_t)(no_bias),                                             \

@@ -30,6 +30,7 @@ typedef struct {
   int trips[SSC_NDIMS];
   int order[SSC_NDIMS]; /* dimensions, outermost first */
   int double_buffer;
+  int mesh_rows, mesh_cols; /* input / output channels per compute (0: DIM), see gemmini_mesh_block */
 } spike_sim_conv_tiling_t;
 
 static inline int ssc_min(int a, int b) { return a < b ? a : b; }
@@ -107,12 +108,14 @@ static inline void spike_sim_conv_tile(const spike_sim_conv_layer_t* L, const sp
   }
   int a_id = T->double_buffer ? parity : 0, b_id = T->double_buffer ? parity : 1;
   uint32_t acc_base = GEMMINI_ACC_LOOP_BASE; /* the half this tile's loop uses */
+  gemmini_mesh_block = (uint32_t)(T->mesh_rows & 0xFFFF) | ((uint32_t)(T->mesh_cols & 0xFFFF) << 16);
   gemmini_loop_conv_ws(L->batch, L->in_rows, L->in_cols, L->in_channels, L->out_channels, L->out_rows, L->out_cols,
                        L->pool_out_rows, L->pool_out_cols, L->stride, L->padding, S, L->dilation,
                        L->pool_stride ? L->pool_size : 0, L->pool_stride, L->pool_stride ? L->pool_padding : 0,
                        batches, porows, pocols, pochs, krows, kcols, kchs, lpad, rpad, upad, dpad, plpad, prpad, pupad,
                        pdpad, orows, ocols, w, out, bias_ptr, in, no_bias, L->pool_stride ? 0 : 1, 0, 0, 0, L->act, 0, 0,
                        0, 0, 0, L->in_channels, wstride, L->out_channels, L->depthwise, a_id, b_id);
+  gemmini_mesh_block = 0;
   if (spill) {
     gemmini_config_st(DIM * 4);
     for (int ob = 0; ob < och_blocks; ob++)

@@ -15,7 +15,8 @@
 
 static inline void spike_sim_matmul(int M, int N, int K, int ti, int tj, int tk, int double_buffer, const uint8_t* A,
                                     const uint8_t* B, uint8_t* C, const uint8_t* bias, float scale, int act,
-                                    int full_C) {
+                                    int full_C, uint32_t mesh_block) {
+  gemmini_mesh_block = mesh_block; /* rows | cols << 16 of the mesh one compute uses (0: DIM) */
   int cb = full_C ? 4 : 1;
   gemmini_config_st_act(N * cb, act, scale);
   gemmini_extended4_config_ld(0, 1.0f, 0, DIM, 1, 2); /* bias rows repeat (stride 0) */
@@ -32,6 +33,7 @@ static inline void spike_sim_matmul(int M, int N, int K, int ti, int tj, int tk,
         gemmini_loop_ws(bi, bj, bk, bi * DIM - ri, bj * DIM - rj, bk * DIM - rk, A + (int64_t)i0 * K + k0,
                         B + (int64_t)k0 * N + j0, d, c, K, N, 0, N, 0, 0, full_C, 0, first ? 0 : 1, act, id, id);
       }
+  gemmini_mesh_block = 0;
 }
 
 #endif
