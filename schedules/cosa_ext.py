@@ -152,7 +152,20 @@ class _CaseModel:
         # objective rows: z >= sums
         kinds = [t.kind for t in self.cost_terms]
         t_idx = lambda ks: [self.t0 + i for i, k in enumerate(kinds) if k in ks]  # noqa: E731
-        if db:
+        # Execution.serial: nothing overlaps across tiles, unless a reduction is split (case
+        # 'red', restricted to split reductions then): the read-out of an output tile overlaps
+        # the next output tile's first reduction loops, which write no output
+        self.serial = ex.serial and case != "red"
+        if ex.serial and case == "red":
+            c = self.cands
+            logs = np.concatenate([np.zeros(len(c.N)), np.zeros(len(c.K)), np.log(c.C.astype(float)),
+                                   np.log(c.R.astype(float)), np.log(c.S.astype(float))])
+            self._row(-inf, math.log(layer.C * layer.R * layer.S) - 1e-6, xcols, logs)
+        if self.serial:
+            for group in (("compute", "host", "readout"), ("dma", "host", "readout")):
+                cols = t_idx(group)
+                self._row(-inf, 0.0, cols + [self.z], [1.0] * len(cols) + [-1.0])
+        elif db:
             for group in (("compute", "edge", "readout"), ("dma", "readout"), ("host", "readout")):
                 cols = t_idx(group)
                 self._row(-inf, 0.0, cols + [self.z], [1.0] * len(cols) + [-1.0])
@@ -214,8 +227,11 @@ class _CaseModel:
         sums = {"compute": 0.0, "dma": 0.0, "edge": 0.0, "readout": 0.0, "host": 0.0}
         for t in self.cost_terms:
             sums[t.kind] += self.value_of(t.name, choice)
-        base = max(sums["compute"] + sums["edge"], sums["dma"]) if self.db else sums["compute"] + sums["dma"]
-        cyc = max(base, sums["host"]) + sums["readout"]
+        if self.serial:
+            cyc = max(sums["compute"], sums["dma"]) + sums["host"] + sums["readout"]
+        else:
+            base = max(sums["compute"] + sums["edge"], sums["dma"]) if self.db else sums["compute"] + sums["dma"]
+            cyc = max(base, sums["host"]) + sums["readout"]
         w = self.value_of("weight_rows", choice)
         i = self.value_of("input_rows", choice)
         a = self.value_of("acc_rows", choice)

@@ -116,7 +116,15 @@ class Execution:
     the core ``rocc_issue_cycles + READOUT_HOST_INSTRUCTIONS * cpu_cycles_per_instruction``.
 
     Total: ``max(compute + edge, dma, host) + readout`` double-buffered, ``max(compute + dma,
-    host) + readout`` single-buffered.
+    host) + readout`` single-buffered; but hardware loops with a core read-out are ``serial``
+    (``Execution.serial``): the core issues tile i+1's loop and then blocks on the store queue
+    reading tile i out, and that read-out queues behind loop i+1's own output, i.e. behind its
+    compute; the next loop is issued only when the read-out is (nearly) done. So tiles do not
+    overlap each other (a loop's own loads and computes do): ``max(compute, dma) + host +
+    readout`` whatever the buffering. Unless a reduction loop is split: the first reduction loops
+    of an output tile write no output, so the previous tile's read-out overlaps them; then the
+    overlapped form above. (Spike, resnet's 16x16x32 3x3 layer: two pixel tiles 35.3K cycles,
+    one tile 33.8K, where the overlapped form predicted the reverse.)
     """
 
     loops: str = "ideal"
@@ -131,6 +139,11 @@ class Execution:
     @property
     def hardware(self) -> bool:
         return self.loops == "hardware"
+
+    @property
+    def serial(self) -> bool:
+        """Tiles do not overlap (hardware loops with a read-out issued by the core)."""
+        return self.hardware and self.readout != "int8"
 
     def capacity(self, arch: GemminiArch, double_buffer: bool) -> tuple[int, int]:
         """(scratchpad rows, accumulator rows) one tile may use."""
@@ -148,11 +161,10 @@ class Execution:
 
 DEFAULT_EXECUTION = Execution()
 #: Host instructions per read-out command of the codegen's per-channel / int32 read-out loops
-#: (tva_mvout_per_channel / tva_mvout_int32: address arithmetic and loop control around each
-#: RoCC; ~35 in the compiled inner loop, part of which overlaps the store unit's work:
-#: measured on Spike as ~17.5 cycles per extra mvout / CONFIG when a 125-pixel x 64-channel
-#: per-channel read-out is split in two tiles, see docs/schedules.md).
-READOUT_HOST_INSTRUCTIONS = 14
+#: (tva_mvout_runs: one mvout per run of up to DIM pixels, operands precomputed; measured on
+#: Spike, resnet's first layer: ~9 per command plus ~16 per output-row segment when a tile does
+#: not span the output width, which the product form cannot separate: 12 in between).
+READOUT_HOST_INSTRUCTIONS = 12
 #: RoCC commands the host sends per hardware-loop tile (LOOP_CONV_WS: six CONFIGs + the loop).
 HW_LOOP_COMMANDS = 7
 #: Host instructions per hardware-loop tile of the codegen (tva_conv_tile, ~237 instructions of
@@ -290,21 +302,32 @@ def build_terms(
         """DMA cycles of one row of b bytes: whole bus beats, or the request rate if slower."""
         return np.maximum(_ceil(b, bus) * beat, _ceil(b, maxb) * per_request)
 
+    # Output rows are layer.G * layer.K elements apart in DRAM: rows closer than a request
+    # stream (they share bus beats and requests), so a row costs at most its share of the stream.
+    out_stride = layer.G * layer.K
+
+    def xfer_out(b, esize=1):
+        stride = out_stride * esize
+        x = xfer(b)
+        if stride < maxb:
+            x = np.minimum(x, max(stride / t["dma_bytes_per_cycle"], stride / maxb * per_request))
+        return x
+
     def store_row(k):
         """Store cycles of one output row of k int8: per DIM block, the accumulator read or the
         transfer, whichever is slower."""
         full, rest = k // dim, k % dim
-        blk = lambda b: np.maximum(1.0 / t["mvout_rows_per_cycle"], xfer(b))  # noqa: E731
+        blk = lambda b: np.maximum(1.0 / t["mvout_rows_per_cycle"], xfer_out(b))  # noqa: E731
         return full * blk(np.full_like(k, dim)) + np.where(rest > 0, blk(np.maximum(rest, 1)), 0.0)
 
     def store_row_int32(k):
         """Store cycles of one output row of k int32 (full-width read-out), per DIM block."""
         full, rest = k // dim, k % dim
-        blk = lambda b: np.maximum(1.0 / t["mvout_rows_per_cycle"], xfer(4 * b))  # noqa: E731
+        blk = lambda b: np.maximum(1.0 / t["mvout_rows_per_cycle"], xfer_out(4 * b, 4))  # noqa: E731
         return full * blk(np.full_like(k, dim)) + np.where(rest > 0, blk(np.maximum(rest, 1)), 0.0)
 
     # per-channel read-out: channel j (0-based) of a block moves j+1 columns of each row
-    chan = np.maximum(1.0 / t["mvout_rows_per_cycle"], xfer(np.arange(1, dim + 1, dtype=np.int64)))
+    chan = np.maximum(1.0 / t["mvout_rows_per_cycle"], xfer_out(np.arange(1, dim + 1, dtype=np.int64)))
     chan_cum = np.concatenate([[0.0], np.cumsum(chan)])
 
     def store_row_per_channel(k):
@@ -476,12 +499,15 @@ def term_grid(term: Term, k_slice: slice | None = None) -> np.ndarray:
     return out
 
 
-def total_cycles(compute, dma, edge, double_buffer: bool, readout=0.0, host=0.0):
+def total_cycles(compute, dma, edge, double_buffer: bool, readout=0.0, host=0.0, serial: bool = False):
     """Single buffering: compute + dma. Double buffering: the first tile's loads, then the
     overlapped rest, then the last tile's stores: edge + max(compute, dma - edge) =
     max(compute + edge, dma) (dma already contains the edge transfers once). The host issuing
     commands is one more engine in parallel (``host``); the read-out issued by the core
-    (per-channel / int32, see Execution) is serial."""
+    (per-channel / int32, see Execution) is serial. ``serial`` (Execution.serial, reductions
+    not split): tiles do not overlap each other, max(compute, dma) + host + readout."""
+    if serial:
+        return np.maximum(compute, dma) + host + readout
     base = np.maximum(compute + edge, dma) if double_buffer else compute + dma
     return np.maximum(base, host) + readout
 
@@ -549,7 +575,8 @@ def evaluate(layer: Layer, mapping: Mapping | GemminiTiling, arch: GemminiArch,
         by_kind[tm.kind] = by_kind.get(tm.kind, 0.0) + vals[tm.name]
     comp, dma, edge = by_kind.get("compute", 0.0), by_kind.get("dma", 0.0), by_kind.get("edge", 0.0)
     readout, host = by_kind.get("readout", 0.0), by_kind.get("host", 0.0)
-    cycles = float(total_cycles(comp, dma, edge, db, readout, host))
+    split = any(tiling.trips[d] > 1 for d in REDUCTION_DIMS if d in tiling.trips)
+    cycles = float(total_cycles(comp, dma, edge, db, readout, host, as_execution(execution).serial and not split))
     return CycleEstimate(
         cycles=cycles, compute_cycles=comp, dma_cycles=dma, edge_cycles=edge, readout_cycles=readout,
         host_cycles=host,
