@@ -124,12 +124,13 @@ def _apply(an: Analysis, st: _State, path, n: int) -> tuple[Graph, list[str], li
                                 inplace=t.accumulator is not None,
                                 inplace_inputs=[t.accumulator] if t.accumulator else [])
     steps = [t.name for t in new_ops]
-    # the partitions run where the path's first operator ran, or after the producers of its
-    # side inputs if they ran later (the path's values have no reader outside it: valid)
-    side_producers = {g.operators[i].name for i in (g.producer(an.storage(x)) for x in
-                                                   module.side_inputs(an, path).values()) if i is not None}
+    # the partitions run where the path's first operator ran, or after the producers of what
+    # it reads from outside (side inputs) if they ran later (the path's values have no reader
+    # outside it, so this order is valid)
+    producers = {ng.operators[i].name for i in (ng.producer(an.storage(x)) for x in
+                                                module.outside_inputs(an, path)) if i is not None}
     at = max([min(i for i, s in enumerate(st.order) if s in removed_ops)]
-             + [i + 1 for i, s in enumerate(st.order) if s in side_producers])
+             + [i + 1 for i, s in enumerate(st.order) if s in producers])
     rest_before = [s for s in st.order[:at] if s not in removed_ops]
     rest_after = [s for s in st.order[at:] if s not in removed_ops]
     return ng, rest_before + steps + rest_after, steps, extra

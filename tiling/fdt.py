@@ -271,6 +271,11 @@ def removed_tensors(an: Analysis, path: FdtPath) -> set[str]:
     return {n for n in (path.start, *path.middle) if an.values[n].kernel}
 
 
+def outside_inputs(an: Analysis, path: FdtPath) -> set[str]:
+    """The values the path reads from outside it: the start's input and the side inputs."""
+    return {an.values[path.start].data[0], *side_inputs(an, path).values()}
+
+
 # -- the path in Relax ------------------------------------------------------------------------
 
 

@@ -159,23 +159,73 @@ def grow(an: Analysis, through: str, used: set[str] = frozenset()) -> tuple[list
             break
         downs.append(nxt.name)
         cur = nxt
-    paths = []
     full = ups + downs
     i_through = len(ups) - 1
-    for s in range(len(ups)):
-        for e in range(i_through, len(full)):
-            chain = tuple(full[s:e + 1])
-            if len(chain) > MAX_PATH_OPS:
-                continue
-            rows, width = an.values[chain[-1]].shape[1:3]
-            for cols in range(1, min(MAX_GRID_COLS, width) + 1):
-                if len(chain) >= 2 and rows >= 2:
-                    paths.append(FfmtPath(chain, chain[-1], rows, (up_stop, down_stop), "concat", cols=cols))
-                if e == len(full) - 1 and tail is not None and rows >= 2:
-                    kind, end, flat = tail
-                    paths.append(FfmtPath(chain, end, rows, (up_stop, down_stop), kind, flat, cols=cols))
+    chains = [tuple(full[s_:e + 1]) for s_ in range(len(ups)) for e in range(i_through, len(full))]
+    chains += [r for r in regions(an, through) if r not in chains]
+    paths = []
+    for chain in chains:
+        if len(chain) > MAX_PATH_OPS:
+            continue
+        rows, width = an.values[chain[-1]].shape[1:3]
+        end_tail = _tail(an, an.values[chain[-1]])
+        for cols in range(1, min(MAX_GRID_COLS, width) + 1):
+            if len(chain) >= 2 and rows >= 2:
+                paths.append(FfmtPath(chain, chain[-1], rows, (up_stop, down_stop), "concat", cols=cols))
+            if end_tail is not None and rows >= 2:
+                kind, end, flat = end_tail
+                paths.append(FfmtPath(chain, end, rows, (up_stop, down_stop), kind, flat, cols=cols))
     paths = [p for p in paths if not (used & set(p.bindings))]
     return paths, (down_stop if paths else f"no chain through {through} ({up_stop}; {down_stop})")
+
+
+def _tail(an: Analysis, last: Value):
+    """(end kind, end binding, flatten binding) when ``last`` feeds a tile-sum end, else None."""
+    if last.is_output or len(last.consumers) != 1:
+        return None
+    nxt = an.values[last.consumers[0]]
+    if _is_global_avg_pool(an, nxt):
+        return "pool", nxt.name, None
+    if _is_spatial_mean(an, nxt):
+        return "mean", nxt.name, None
+    if _is_flatten_dense(an, nxt):
+        return "lip", an.values[nxt.consumers[0]].name, nxt.name
+    return None
+
+
+def _region_op_reason(an: Analysis, v: Value) -> str | None:
+    if v.info is None or (v.info.kind not in SPATIAL and v.info.kind not in ELEMENTWISE_BINARY):
+        return f"{v.name} ({v.kind}) is not a spatial operator"
+    if len(v.shape) != 4 or any(len(an.values[d].shape) != 4 for d in v.data):
+        return f"{v.name} is not 4-D"
+    if v.info.kind in ELEMENTWISE_BINARY and (len(v.data) != 2 or any(an.values[d].shape != v.shape for d in v.data)):
+        return f"{v.name} ({v.info.kind}) broadcasts its operands"
+    if v.info.kind not in ELEMENTWISE_BINARY and len(v.data) != 1:
+        return f"{v.name} has {len(v.data)} activation inputs"
+    if v.info.kind == "pad" and (v.info.attrs["pad_before"][0] or v.info.attrs["pad_after"][0]):
+        return f"{v.name} (pad) pads the batch axis"
+    return None
+
+
+def regions(an: Analysis, through: str) -> list[tuple[str, ...]]:
+    """Multi-branch paths: runs of consecutive bindings (in ``main``'s order) through
+    ``through`` whose values are all read inside the run except the last one's, e.g. a whole
+    residual block (a value with two readers on the path: the next conv and the add). Every
+    value the run reads from outside is read box by box (slices with halos)."""
+    order = [v.name for v in an.values.values() if v.binding is not None]
+    i = order.index(through)
+    out = []
+    for s_ in range(max(0, i - MAX_PATH_OPS + 1), i + 1):
+        for e in range(i, min(len(order), s_ + MAX_PATH_OPS)):
+            run = order[s_:e + 1]
+            if len(run) < 2:
+                continue
+            inside = set(run)
+            ok = all(_region_op_reason(an, an.values[n]) is None for n in run) and all(
+                not an.values[n].is_output and all(c in inside for c in an.values[n].consumers) for n in run[:-1])
+            if ok:
+                out.append(tuple(run))
+    return out
 
 
 # -- tiles ---------------------------------------------------------------------------------------
@@ -230,20 +280,37 @@ def tiles(an: Analysis, path: FfmtPath, n: int) -> list[tuple[tuple[int, int], t
 
 
 def plan_tile(an: Analysis, path: FfmtPath, rows: tuple[int, int], cols: tuple[int, int]):
-    """For one output tile: [(binding, out rows, out cols, attrs)] in chain order and the path
-    input's (rows, cols)."""
+    """For one output tile: [(binding, out rows, out cols, attrs, reads)] in path order, where
+    ``reads`` gives, per activation input of the operator, (value, rows, cols): the box of it
+    the operator reads. A value read by several operators of the path is computed over the
+    union of their boxes (each reader then crops its own)."""
+    on_path = set(path.chain)
+    need: dict[str, list[int]] = {}
     steps = []
-    (r0, r1), (c0, c1) = rows, cols
     for name in reversed(path.chain):
         v = an.values[name]
+        if name == path.chain[-1]:
+            (r0, r1), (c0, c1) = rows, cols
+        else:
+            r0, r1, c0, c1 = need[name]
         attrs = dict(v.info.attrs)
         a, b = _range_needed(an, v, 1, r0, r1, attrs)
         c, d = _range_needed(an, v, 2, c0, c1, attrs)
         if b <= a or d <= c:
             raise ValueError(f"tile {rows} x {cols} reads nothing of {name}'s input")
-        steps.insert(0, (name, (r0, r1), (c0, c1), attrs))
-        (r0, r1), (c0, c1) = (a, b), (c, d)
-    return steps, (r0, r1), (c0, c1)
+        reads = []
+        for src in v.data:  # spatial operators read (a, b) x (c, d); elementwise ones their own box
+            reads.append((src, (a, b), (c, d)))
+            if src in on_path:
+                box = need.get(src)
+                need[src] = [a, b, c, d] if box is None else [min(box[0], a), max(box[1], b), min(box[2], c),
+                                                             max(box[3], d)]
+        steps.insert(0, (name, (r0, r1), (c0, c1), attrs, reads))
+    return steps
+
+
+def _read_name(name: str, k: int, j: int) -> str:
+    return f"{name}__in{k}" if j == 0 else f"{name}__in{k}_{j}"
 
 
 def _macs_per_pixel(v: Value) -> int:
@@ -263,56 +330,47 @@ def part_name(name: str, k: int) -> str:
     return f"{name}__s{k}"
 
 
-def side_name(name: str, k: int) -> str:
-    return f"{name}__side{k}"
-
-
-def chain_inputs(an: Analysis, path: FfmtPath) -> list[tuple[str, str | None]]:
-    """(chain input, side input or None) of every operator of the chain, in order."""
-    out, prev = [], None
-    for name in path.chain:
-        chain_in, side, _ = path_operands(an, an.values[name], prev)
-        out.append((chain_in, side))
-        prev = name
-    return out
-
-
-def side_inputs(an: Analysis, path: FfmtPath) -> dict[str, str]:
-    """{binding on the path: its side input} for the elementwise binary operators on it."""
-    return {name: side for name, (_, side) in zip(path.chain, chain_inputs(an, path)) if side is not None}
+def outside_inputs(an: Analysis, path: FfmtPath) -> set[str]:
+    """The values the path's operators read from outside the path (read box by box)."""
+    inside = set(path.chain)
+    return {d for name in path.chain for d in an.values[name].data if d not in inside}
 
 
 def tiled_operators(an: Analysis, path: FfmtPath, n: int, graph_ops: dict):
-    x = an.values[chain_inputs(an, path)[0][0]]
-    sides = side_inputs(an, path)
-    x_store = an.storage(x.name)
     ops, tensors = [], {}
     extra_macs = 0
     prev_acc = None
-    row_pieces, pieces, row_concats = [], [], []
+    row_pieces, pieces = [], []
     grid = tiles(an, path, n)
     for k, (rows, cols) in enumerate(grid):
-        steps, (a, b), (c, d) = plan_tile(an, path, rows, cols)
-        cur = x_store
-        if (a, b, c, d) != (0, x.shape[1], 0, x.shape[2]):
-            t = f"{path.chain[0]}__in{k}"
-            tensors[t] = (b - a) * (d - c) * _pixel_bytes(x)
-            ops.append(TiledOp(t, (cur,), (t,), 0, "slice"))
-            cur = t
-        for name, (r0, r1), (c0, c1), _ in steps:
+        computed: dict[str, tuple] = {}  # path value -> (tensor, rows, cols) of this tile
+        cur = None
+        for name, (r0, r1), (c0, c1), _, reads in plan_tile(an, path, rows, cols):
             v = an.values[name]
+            ins = []
+            for j, (src, rr, cc) in enumerate(reads):
+                sv = an.values[src]
+                if src in computed:
+                    t_src, pr, pc = computed[src]
+                    whole = (rr, cc) == (pr, pc)
+                else:
+                    t_src = an.storage(src)
+                    whole = (rr, cc) == ((0, sv.shape[1]), (0, sv.shape[2]))
+                if whole:
+                    ins.append(t_src)
+                    continue
+                t = _read_name(name, k, j)  # a box of the input (a slice) or of a wider tile (a crop)
+                tensors[t] = (rr[1] - rr[0]) * (cc[1] - cc[0]) * _pixel_bytes(sv)
+                ops.append(TiledOp(t, (t_src,), (t,), 0, "slice"))
+                ins.append(t)
             t = part_name(name, k)
             px = (r1 - r0) * (c1 - c0)
-            ins = (cur,)
-            if name in sides:  # the side input's box of this tile (elementwise: no halo)
-                ts = side_name(name, k)
-                tensors[ts] = px * _pixel_bytes(an.values[sides[name]])
-                ops.append(TiledOp(ts, (an.storage(sides[name]),), (ts,), 0, "slice"))
-                ins = (cur, ts)
             tensors[t] = px * _pixel_bytes(v)
             ws = graph_ops[name].workspace
-            ops.append(TiledOp(t, ins, (t,), -(-ws * px // (v.shape[1] * v.shape[2])) if ws else 0, v.kind))
+            ops.append(TiledOp(t, tuple(dict.fromkeys(ins)), (t,),
+                               -(-ws * px // (v.shape[1] * v.shape[2])) if ws else 0, v.kind))
             extra_macs += px * _macs_per_pixel(v)
+            computed[name] = (t, (r0, r1), (c0, c1))
             cur = t
         if path.end_kind == "concat":
             if path.cols == 1:
@@ -360,33 +418,30 @@ def emit(emit_op, an: Analysis, path: FfmtPath, n: int, remap):
     from tvm_accel import ops
 
     bb = emit_op.bb
-    first = an.values[path.chain[0]]
-    x_name = chain_inputs(an, path)[0][0]
-    x_val = an.values[x_name]
-    x = remap(first.info.data[first.data.index(x_name)])
-    sides = side_inputs(an, path)
     pieces, row_pieces, acc = [], [], None
     end = an.values[path.end]
     last = an.values[path.chain[-1]]
     for k, (rows, cols) in enumerate(tiles(an, path, n)):
-        steps, (a, b), (c, d) = plan_tile(an, path, rows, cols)
-        cur = x
-        if (a, b, c, d) != (0, x_val.shape[1], 0, x_val.shape[2]):
-            shape = (x_val.shape[0], b - a, d - c, x_val.shape[3])
-            cur = emit_op("slice", {"begin": [0, a, c, 0]}, [cur], [], shape, x_val.dtype,
-                          name_hint=f"{path.chain[0]}__in{k}")
-        for name, (r0, r1), (c0, c1), attrs in steps:
+        computed: dict[str, tuple] = {}
+        cur = None
+        for name, (r0, r1), (c0, c1), attrs, reads in plan_tile(an, path, rows, cols):
             v = an.values[name]
+            data = []
+            for j, (src, rr, cc) in enumerate(reads):
+                sv = an.values[src]
+                if src in computed:
+                    var, pr, pc = computed[src]
+                else:
+                    var, pr, pc = remap(v.info.data[j]), (0, sv.shape[1]), (0, sv.shape[2])
+                if (rr, cc) != (pr, pc):  # this operator's box of the input (slice / crop)
+                    var = emit_op("slice", {"begin": [0, rr[0] - pr[0], cc[0] - pc[0], 0]}, [var], [],
+                                  (sv.shape[0], rr[1] - rr[0], cc[1] - cc[0], sv.shape[3]), sv.dtype,
+                                  name_hint=_read_name(name, k, j))
+                data.append(var)
             shape = (v.shape[0], r1 - r0, c1 - c0, v.shape[3])
-            data = [cur]
-            if name in sides:  # add / mul: the side input's box of this tile, operands in order
-                sv = an.values[sides[name]]
-                i_side = v.data.index(sides[name])
-                box = emit_op("slice", {"begin": [0, r0, c0, 0]}, [remap(v.info.data[i_side])], [],
-                              (sv.shape[0], r1 - r0, c1 - c0, sv.shape[3]), sv.dtype, name_hint=side_name(name, k))
-                data = [box, cur] if i_side == 0 else [cur, box]
             cur = emit_op(v.info.kind, attrs, data, list(v.info.consts), shape, v.dtype,
                           name_hint=part_name(name, k))
+            computed[name] = (cur, (r0, r1), (c0, c1))
         if path.end_kind == "concat":
             if path.cols == 1:
                 pieces.append(cur)

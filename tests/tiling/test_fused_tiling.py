@@ -267,17 +267,23 @@ def _residual_block(b):
 
 
 def test_residual_add_with_side_input_ffmt(tmp_path):
-    """The residual block's conv -> conv -> add is tiled (the shortcut stays whole, each tile
-    adds its box of it): lower arena, bit-exact on TVM and as C."""
+    """The residual block's conv -> conv -> add is tiled with the shortcut as a side input
+    (whole, each tile adds its box of it); the whole block conv a -> conv -> conv -> add(., a)
+    is a multi-branch path (a computed per tile over the union of the boxes its two readers
+    need, each cropping its own). Lower arena, bit-exact on TVM and as C."""
     model = _model(tmp_path, _residual_block)
     paths = tiling.candidate_paths(model.mod, method="ffmt")
-    with_add = [p for p in paths if p.end_kind == "concat" and len(p.chain) == 3 and p.cols == 1]
-    assert with_add, [p.describe() for p in paths]
+    with_side = [p for p in paths if p.end_kind == "concat" and len(p.chain) == 3 and p.cols == 1]
+    block = [p for p in paths if p.end_kind == "concat" and len(p.chain) == 4 and p.cols == 2]
+    assert with_side and block, [p.describe() for p in paths]
     found = tiling.discover(model.mod, method="ffmt", max_partitions=4, rewrite_module=False)
     assert found.arena_after < found.arena_before
     assert any(len(p.bindings) >= 3 for p in found.paths)
-    res = tiling.apply_paths(model.mod, [(with_add[0], 2)])
+    res = tiling.apply_paths(model.mod, [(with_side[0], 2)])
     assert res.arena_after < res.arena_before
+    _check_exact_and_planned(model, res)
+    res = tiling.apply_paths(model.mod, [(block[0], 2)])
+    assert res.arena_after < res.arena_before and res.extra_macs > 0
     _check_exact_and_planned(model, res)
     _check_c_host(model, res, tmp_path / "c")
 
