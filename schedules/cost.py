@@ -105,8 +105,8 @@ class Execution:
       - ``"int8"``: one scaled mvout per DIM block of channels (per-tensor fp32 scale);
       - ``"per-channel"``: per-channel fp32 scales; the store unit has one scale per
         configuration, so each channel is moved out by its own mvouts (one CONFIG store per
-        channel, channel j of a block moves j+1 columns); with hardware loops the loop also
-        writes its own int8 output first;
+        channel, channel j of a block moves j+1 columns); with hardware loops the loop's own
+        int8 output is the first pass (the last channel of the first block, configured first);
       - ``"int32"``: the int32 accumulator rows are moved out (4 bytes per value) for
         requantization on the core; with hardware loops the loop also writes its int8 output.
     The per-channel and int32 read-outs are loops on the core: the core blocks on the in-order
@@ -410,9 +410,13 @@ def build_terms(
     host_cmd = issue + t.get("rocc_issue_cycles", 0.0) \
         + READOUT_HOST_INSTRUCTIONS * t.get("cpu_cycles_per_instruction", 1.0)
     if ex.readout == "per-channel":
-        add("readout", "channel_store", G, _agg(N, ident), _agg(K, store_row_per_channel), ones_c,
-            _agg(P, ident), _agg(Q, ident))
-        add("readout", "channel_mvouts", G * host_cmd, _agg(N, rn), _agg(K, ident), ones_c, _agg(P, rp),
+        # with hardware loops the loop's own output, configured with the scale of the first
+        # block's last channel, is the read-out's first pass (moves that channel's j+1 = all columns)
+        first = (lambda k: chan[np.minimum(k, dim) - 1]) if ex.hardware else (lambda k: 0.0 * k)  # noqa: E731
+        passes = (lambda k: k - 1) if ex.hardware else ident  # noqa: E731
+        add("readout", "channel_store", G, _agg(N, ident), _agg(K, lambda k: store_row_per_channel(k) - first(k)),
+            ones_c, _agg(P, ident), _agg(Q, ident))
+        add("readout", "channel_mvouts", G * host_cmd, _agg(N, rn), _agg(K, passes), ones_c, _agg(P, rp),
             _agg(Q, rq_run))
         add("readout", "channel_configs", G * host_cmd, _agg(N, one), _agg(K, ident), ones_c, _agg(P, one),
             _agg(Q, one))

@@ -244,7 +244,9 @@ def walk_execution(layer: Layer, mapping: Mapping, arch, loops: str, readout: st
             runs = (n * p * (q / dim if q == layer.Q else cdiv(q, dim))) if conv_rows else cdiv(n, dim)
             if readout == "per-channel":
                 per_row = sum(max(floor, xfer_out(j + 1)) for b in blocks for j in range(b))
-                serial += n * p * q * per_row + host * k * (1 + runs)
+                if hw:  # the loop's own output is the first pass (first block's last channel)
+                    per_row -= max(floor, xfer_out(blocks[0]))
+                serial += n * p * q * per_row + host * (k + runs * (k - 1 if hw else k))
             elif readout == "int32":
                 serial += n * p * q * sum(max(floor, xfer_out(4 * b, 4)) for b in blocks) + host * kb * runs
         if loops == "explicit":

@@ -317,11 +317,15 @@ def layer_c(layer: GemminiLayer, sched: LayerSchedule, symbol: str, *, exact: bo
         c.append(f"{indent}int a_id = parity & 1, b_id = parity & 1;")
     else:
         c.append(f"{indent}int a_id = 0, b_id = 1;")
-    readout = (f"tva_mvout_per_channel(&{symbol}_L, {{t}}, {{base}}, y, {symbol}_f)" if mode == "gemmini-fp32-channel"
+    readout = (f"tva_mvout_per_channel(&{symbol}_L, {{t}}, {{base}}, y, {symbol}_f, 1)" if mode == "gemmini-fp32-channel"
                else f"tva_mvout_int32(&{symbol}_L, {{t}}, {{base}}, acc)")
     # The last reduction tile lets the loop move its outputs out, so that the loop hands the
     # other accumulator half to the next tile (double buffering). With an int32 read-out that
-    # int8 copy lands in y, which the requantization on the core overwrites afterwards.
+    # int8 copy lands in y, which the requantization on the core overwrites afterwards; with
+    # per-channel scales it is the first channel pass of the read-out (the store unit is
+    # configured with that channel's scale first).
+    if mode == "gemmini-fp32-channel":
+        c.append(f"{indent}if (last) tva_config_first_channel(&{symbol}_L, &t, {symbol}_f);")
     c.append(f"{indent}uint32_t base = tva_conv_tile(&{symbol}_L, &t, {src}, {w}, {symbol}_b, last ? y : NULL, "
              "first, a_id, b_id, 0);")
     if mode != "gemmini-fp32":
@@ -420,10 +424,18 @@ def _explicit_nest(layer, sched, symbol, tile, trips, order, fields, src, mode, 
           f"{i}  acc_row = {f'acc_half * {half_acc}' if db else 0};",
           f"{i}  tva_mvin_bias({L}, &t, {symbol}_b, acc_row);",
           f"{i}}}",
-          f"{i}tva_compute_tile({L}, &t, in_row, w_row, acc_row);",
-          f"{i}if (last) tva_mvout_per_channel({L}, &t, acc_row, y, {symbol}_f);" if mode == "gemmini-fp32-channel" else
-          f"{i}if (last) tva_mvout_tile({L}, &t, acc_row, y, {'NULL' if mode == 'gemmini-fp32' else 'acc'});"]
+          f"{i}tva_compute_tile({L}, &t, in_row, w_row, acc_row);"]
+    out8, out32 = ("y", "NULL") if gemmini_writes_output(mode) else ("NULL", "acc")
+    scale = f"{symbol}_f" if mode == "gemmini-fp32-channel" else "NULL"
+    if db:  # read out between the next tile's computes (the next output tile uses the other half)
+        c.append(f"{i}if (last) tva_pending_begin({L}, &t, acc_row, {out8}, {out32}, {scale});")
+    elif mode == "gemmini-fp32-channel":
+        c.append(f"{i}if (last) tva_mvout_per_channel({L}, &t, acc_row, y, {symbol}_f, 0);")
+    else:
+        c.append(f"{i}if (last) tva_mvout_tile({L}, &t, acc_row, y, {out32});")
     _close_tile_loops(c, order)
+    if db:
+        c.append("  tva_pending_finish();")
     return c
 
 

@@ -226,6 +226,68 @@ static inline void tva_mvin_bias(const tva_conv_t *L, const tva_tile_t *t, const
   }
 }
 
+/* A tile's read-out issued pass by pass (per-channel scales: one channel, its config and its
+   runs; else one block of DIM channels) between the next tile's computes (tva_compute_tile):
+   the store unit moves tile i out while the mesh computes tile i+1, instead of the core
+   blocking on the store queue in between (explicit nests of double-buffered mappings, whose
+   consecutive output tiles use different accumulator halves). */
+typedef struct {
+  int active, kb, j, kbs;
+  const tva_conv_t *L;
+  tva_tile_t t;
+  uint32_t acc_row;
+  int8_t *y;
+  int32_t *acc_out;
+  const float *scale;
+} tva_pending_t;
+static tva_pending_t tva_pending;
+
+static inline void tva_pending_begin(const tva_conv_t *L, const tva_tile_t *t, uint32_t acc_row, int8_t *y,
+                                     int32_t *acc_out, const float *scale) {
+  tva_pending_t *q = &tva_pending;
+  q->L = L;
+  q->t = *t;
+  q->acc_row = acc_row;
+  q->y = y;
+  q->acc_out = acc_out;
+  q->scale = scale;
+  q->kb = 0;
+  q->kbs = (t->nk + DIM - 1) / DIM;
+  q->j = tva_min(DIM, t->nk) - 1;
+  q->active = 1;
+  if (acc_out) gemmini_config_st(L->out_ch * 4);
+}
+
+/* Passes left: channels (per-channel scales) or blocks of channels. */
+static inline int tva_pending_passes(void) {
+  const tva_pending_t *q = &tva_pending;
+  if (!q->active) return 0;
+  return q->scale ? q->t.nk - q->kb * DIM - (tva_min(DIM, q->t.nk - q->kb * DIM) - 1 - q->j) : q->kbs - q->kb;
+}
+
+static inline void tva_pending_pass(void) {
+  tva_pending_t *q = &tva_pending;
+  const tva_tile_t *t = &q->t;
+  const int nk = tva_min(DIM, t->nk - q->kb * DIM);
+  const uint32_t row = q->acc_row + (uint32_t)(q->kb * t->nb * t->np * t->nq);
+  if (q->scale) {
+    gemmini_config_st_act(q->L->out_ch, NO_ACTIVATION, q->scale[t->k0 + q->kb * DIM + q->j]);
+    tva_mvout_runs(q->L, t, (uintptr_t)(q->y + t->k0 + q->kb * DIM), ((uint64_t)(q->j + 1) << 32) | GEMMINI_ACC_ADDR | row, 1);
+    if (--q->j >= 0) return;
+  } else if (q->acc_out) {
+    tva_mvout_runs(q->L, t, (uintptr_t)(q->acc_out + t->k0 + q->kb * DIM),
+                   ((uint64_t)nk << 32) | GEMMINI_ACC_ADDR | GEMMINI_ACC_FULL | row, 4);
+  } else {
+    tva_mvout_runs(q->L, t, (uintptr_t)(q->y + t->k0 + q->kb * DIM), ((uint64_t)nk << 32) | GEMMINI_ACC_ADDR | row, 1);
+  }
+  if (++q->kb < q->kbs) q->j = tva_min(DIM, t->nk - q->kb * DIM) - 1;
+  else q->active = 0;
+}
+
+static inline void tva_pending_finish(void) {
+  while (tva_pending.active) tva_pending_pass();
+}
+
 /* The tile's preloads and computes, accumulating into the accumulator rows at acc_row. The
    inner loops only add to precomputed operands: the core issues a preload + compute pair in a
    handful of instructions. */
@@ -237,6 +299,9 @@ static inline void tva_compute_tile(const tva_conv_t *L, const tva_tile_t *t, ui
   const int full = t->nq / DIM, rest = t->nq % DIM;
   const uint64_t garbage = GEMMINI_OPERAND(GARBAGE_ADDR, DIM, DIM);
   const uint32_t a_step = (uint32_t)(DIM * L->stride), y_step = (uint32_t)(L->stride * icols);
+  /* a pending read-out of the previous tile: its passes spread over this tile's blocks */
+  const int blocks = kbs * t->nr * t->ns * cbs, passes = tva_pending_passes();
+  int err = 0;
   gemmini_extended_config_ex(WEIGHT_STATIONARY, NO_ACTIVATION, 0, L->stride, 0, 0, 1);
   for (int kb = 0; kb < kbs; kb++) {
     const int nk = tva_min(DIM, t->nk - kb * DIM);
@@ -270,8 +335,10 @@ static inline void tva_compute_tile(const tva_conv_t *L, const tva_tile_t *t, ui
               }
             }
           }
+          for (err += passes; err >= blocks; err -= blocks) tva_pending_pass();
         }
   }
+  tva_pending_finish();
 }
 
 /* The tile's results out of the accumulator: int8 scaled by the store configuration into y, or
@@ -291,18 +358,26 @@ static inline void tva_mvout_tile(const tva_conv_t *L, const tva_tile_t *t, uint
 /* Per-channel requantization on Gemmini: the accumulator scale is one fp32 per store
    configuration, and an mvout writes the first `cols` columns of its rows. So for each channel
    block the channels are moved out from the last to the first, channel j with its own scale
-   and columns 0..j: every column is written last by the mvout carrying its own scale. */
+   and columns 0..j: every column is written last by the mvout carrying its own scale.
+   first_done: the first of these passes (the last channel of the first block, all its columns)
+   was done already by the hardware loop's own output, under tva_config_first_channel(). */
 static inline void tva_mvout_per_channel(const tva_conv_t *L, const tva_tile_t *t, uint32_t acc_row, int8_t *y,
-                                         const float *scale) {
+                                         const float *scale, int first_done) {
   int kbs = (t->nk + DIM - 1) / DIM, pixels = t->nb * t->np * t->nq;
   for (int kb = 0; kb < kbs; kb++) {
     int nk = tva_min(DIM, t->nk - kb * DIM);
     uint32_t row = acc_row + (uint32_t)(kb * pixels);
-    for (int j = nk - 1; j >= 0; j--) {
+    for (int j = (kb == 0 && first_done) ? nk - 2 : nk - 1; j >= 0; j--) {
       gemmini_config_st_act(L->out_ch, NO_ACTIVATION, scale[t->k0 + kb * DIM + j]);
       tva_mvout_runs(L, t, (uintptr_t)(y + t->k0 + kb * DIM), ((uint64_t)(j + 1) << 32) | GEMMINI_ACC_ADDR | row, 1);
     }
   }
+}
+
+/* The store configuration under which a hardware loop's own output of tile t is the first pass
+   of tva_mvout_per_channel (the last channel of the first block, with its scale). */
+static inline void tva_config_first_channel(const tva_conv_t *L, const tva_tile_t *t, const float *scale) {
+  gemmini_config_st_act(L->out_ch, NO_ACTIVATION, scale[t->k0 + tva_min(DIM, t->nk) - 1]);
 }
 
 /* TFLite's MultiplyByQuantizedMultiplier: single_rounding selects the TFLITE_SINGLE_ROUNDING form. */
