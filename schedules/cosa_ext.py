@@ -97,7 +97,7 @@ class _CaseModel:
         sizes = self.cands.sizes()
         self.offsets = np.cumsum([0, *sizes])
         self.nx = int(self.offsets[-1])
-        self.cost_terms = [t for t in self.terms if t.kind in ("compute", "dma", "edge", "readout", "host")]
+        self.cost_terms = [t for t in self.terms if t.kind in ("compute", "dma", "dma_seq", "edge", "readout", "host")]
         self.by_name = {t.name: t for t in self.terms}
         # log values of every term over the one-hot columns
         self.logv: dict[str, np.ndarray] = {}
@@ -162,15 +162,15 @@ class _CaseModel:
                                    np.log(c.R.astype(float)), np.log(c.S.astype(float))])
             self._row(-inf, math.log(layer.C * layer.R * layer.S) - 1e-6, xcols, logs)
         if self.serial:
-            for group in (("compute", "host", "readout"), ("dma", "host", "readout")):
+            for group in (("dma_seq", "compute", "host", "readout"), ("dma_seq", "dma", "host", "readout")):
                 cols = t_idx(group)
                 self._row(-inf, 0.0, cols + [self.z], [1.0] * len(cols) + [-1.0])
         elif db:
-            for group in (("compute", "edge", "readout"), ("dma", "readout"), ("host", "readout")):
+            for group in (("compute", "edge", "readout"), ("dma", "dma_seq", "readout"), ("host", "readout")):
                 cols = t_idx(group)
                 self._row(-inf, 0.0, cols + [self.z], [1.0] * len(cols) + [-1.0])
         else:
-            for group in (("compute", "dma", "readout"), ("host", "readout")):
+            for group in (("compute", "dma", "dma_seq", "readout"), ("host", "readout")):
                 cols = t_idx(group)
                 self._row(-inf, 0.0, cols + [self.z], [1.0] * len(cols) + [-1.0])
         # accumulator: one term, exact in log space; scratchpad: each part alone must fit
@@ -224,12 +224,13 @@ class _CaseModel:
 
     def evaluate(self, choice: tuple[int, ...]) -> tuple[float, bool, float, float]:
         """(exact cycles, fits, weight rows, input rows) of a choice."""
-        sums = {"compute": 0.0, "dma": 0.0, "edge": 0.0, "readout": 0.0, "host": 0.0}
+        sums = {"compute": 0.0, "dma": 0.0, "dma_seq": 0.0, "edge": 0.0, "readout": 0.0, "host": 0.0}
         for t in self.cost_terms:
             sums[t.kind] += self.value_of(t.name, choice)
         if self.serial:
-            cyc = max(sums["compute"], sums["dma"]) + sums["host"] + sums["readout"]
+            cyc = sums["dma_seq"] + max(sums["compute"], sums["dma"]) + sums["host"] + sums["readout"]
         else:
+            sums["dma"] += sums["dma_seq"]
             base = max(sums["compute"] + sums["edge"], sums["dma"]) if self.db else sums["compute"] + sums["dma"]
             cyc = max(base, sums["host"]) + sums["readout"]
         w = self.value_of("weight_rows", choice)

@@ -120,8 +120,9 @@ class Execution:
     (``Execution.serial``): the core issues tile i+1's loop and then blocks on the store queue
     reading tile i out, and that read-out queues behind loop i+1's own output, i.e. behind its
     compute; the next loop is issued only when the read-out is (nearly) done. So tiles do not
-    overlap each other (a loop's own loads and computes do): ``max(compute, dma) + host +
-    readout`` whatever the buffering. Unless a reduction loop is split: the first reduction loops
+    overlap each other, and inside a loop only the weight loads stream alongside the computes
+    (the bias and inputs come first, the outputs last; kind ``dma_seq``): ``dma_seq +
+    max(compute, dma) + host + readout`` whatever the buffering. Unless a reduction loop is split: the first reduction loops
     of an output tile write no output, so the previous tile's read-out overlaps them; then the
     overlapped form above. (Spike, resnet's 16x16x32 3x3 layer: two pixel tiles 35.3K cycles,
     one tile 33.8K, where the overlapped form predicted the reverse.)
@@ -455,6 +456,11 @@ def build_terms(
         if int8_out:
             add("edge", "drain_outputs", 1, n, store_row(k), one(c), p, q)
             add("edge", "drain_mvouts", issue, rn(n), kb(k), one(c), rp(p), rq(q))
+    if ex.serial:
+        # inside one hardware loop the bias and inputs are moved in before the first compute and
+        # the outputs out after the last: only the weights stream alongside the computes
+        seq = {"input_xfer", "input_mvins", "bias_xfer", "bias_mvins", "output_store", "output_mvouts", "dma_latency"}
+        terms = [Term("dma_seq", tm.name, tm.coef, tm.values) if tm.name in seq else tm for tm in terms]
     # footprints of the full tile, in rows
     n, k, c, p, r, q, s = N.t, K.t, C.t, P.t, R.t, Q.t, S.t
     add("sp_w", "weight_rows", 1, one(n), kb(k), c, r, s)
@@ -503,15 +509,19 @@ def term_grid(term: Term, k_slice: slice | None = None) -> np.ndarray:
     return out
 
 
-def total_cycles(compute, dma, edge, double_buffer: bool, readout=0.0, host=0.0, serial: bool = False):
+def total_cycles(compute, dma, edge, double_buffer: bool, readout=0.0, host=0.0, serial: bool = False,
+                 dma_seq=0.0):
     """Single buffering: compute + dma. Double buffering: the first tile's loads, then the
     overlapped rest, then the last tile's stores: edge + max(compute, dma - edge) =
     max(compute + edge, dma) (dma already contains the edge transfers once). The host issuing
     commands is one more engine in parallel (``host``); the read-out issued by the core
     (per-channel / int32, see Execution) is serial. ``serial`` (Execution.serial, reductions
-    not split): tiles do not overlap each other, max(compute, dma) + host + readout."""
+    not split): tiles do not overlap each other, and inside a loop only the weights (``dma``)
+    stream alongside the computes, the inputs, bias and outputs (``dma_seq``) precede or follow
+    them: dma_seq + max(compute, dma) + host + readout. Otherwise dma_seq is part of dma."""
     if serial:
-        return np.maximum(compute, dma) + host + readout
+        return dma_seq + np.maximum(compute, dma) + host + readout
+    dma = dma + dma_seq
     base = np.maximum(compute + edge, dma) if double_buffer else compute + dma
     return np.maximum(base, host) + readout
 
@@ -578,11 +588,12 @@ def evaluate(layer: Layer, mapping: Mapping | GemminiTiling, arch: GemminiArch,
     for tm in terms:
         by_kind[tm.kind] = by_kind.get(tm.kind, 0.0) + vals[tm.name]
     comp, dma, edge = by_kind.get("compute", 0.0), by_kind.get("dma", 0.0), by_kind.get("edge", 0.0)
-    readout, host = by_kind.get("readout", 0.0), by_kind.get("host", 0.0)
+    readout, host, dma_seq = by_kind.get("readout", 0.0), by_kind.get("host", 0.0), by_kind.get("dma_seq", 0.0)
     split = any(tiling.trips[d] > 1 for d in REDUCTION_DIMS if d in tiling.trips)
-    cycles = float(total_cycles(comp, dma, edge, db, readout, host, as_execution(execution).serial and not split))
+    cycles = float(total_cycles(comp, dma, edge, db, readout, host, as_execution(execution).serial and not split,
+                                dma_seq))
     return CycleEstimate(
-        cycles=cycles, compute_cycles=comp, dma_cycles=dma, edge_cycles=edge, readout_cycles=readout,
+        cycles=cycles, compute_cycles=comp, dma_cycles=dma + dma_seq, edge_cycles=edge, readout_cycles=readout,
         host_cycles=host,
         sp_rows=int(round(by_kind["sp_w"] + by_kind["sp_i"])), acc_rows=int(round(by_kind["acc"])),
         macs=layer.macs, dim=arch.dim, breakdown=vals,
