@@ -156,6 +156,7 @@ class _CaseModel:
         # 'red', restricted to split reductions then): the read-out of an output tile overlaps
         # the next output tile's first reduction loops, which write no output
         self.serial = ex.serial and case != "red"
+        self.host_serial = ex.serial
         if ex.serial and case == "red":
             c = self.cands
             logs = np.concatenate([np.zeros(len(c.N)), np.zeros(len(c.K)), np.log(c.C.astype(float)),
@@ -163,6 +164,12 @@ class _CaseModel:
             self._row(-inf, math.log(layer.C * layer.R * layer.S) - 1e-6, xcols, logs)
         if self.serial:
             for group in (("dma_seq", "compute", "host", "readout"), ("dma_seq", "dma", "host", "readout")):
+                cols = t_idx(group)
+                self._row(-inf, 0.0, cols + [self.z], [1.0] * len(cols) + [-1.0])
+        elif ex.serial:  # split reductions: tiles overlap, but the core issuing the loops does not
+            groups = ((("compute", "edge", "host", "readout"), ("dma", "dma_seq", "host", "readout")) if db
+                      else (("compute", "dma", "dma_seq", "host", "readout"),))
+            for group in groups:
                 cols = t_idx(group)
                 self._row(-inf, 0.0, cols + [self.z], [1.0] * len(cols) + [-1.0])
         elif db:
@@ -232,7 +239,7 @@ class _CaseModel:
         else:
             sums["dma"] += sums["dma_seq"]
             base = max(sums["compute"] + sums["edge"], sums["dma"]) if self.db else sums["compute"] + sums["dma"]
-            cyc = max(base, sums["host"]) + sums["readout"]
+            cyc = (base + sums["host"] if self.host_serial else max(base, sums["host"])) + sums["readout"]
         w = self.value_of("weight_rows", choice)
         i = self.value_of("input_rows", choice)
         a = self.value_of("acc_rows", choice)

@@ -122,10 +122,12 @@ class Execution:
     compute; the next loop is issued only when the read-out is (nearly) done. So tiles do not
     overlap each other, and inside a loop only the weight loads stream alongside the computes
     (the bias and inputs come first, the outputs last; kind ``dma_seq``): ``dma_seq +
-    max(compute, dma) + host + readout`` whatever the buffering. Unless a reduction loop is split: the first reduction loops
-    of an output tile write no output, so the previous tile's read-out overlaps them; then the
-    overlapped form above. (Spike, resnet's 16x16x32 3x3 layer: two pixel tiles 35.3K cycles,
-    one tile 33.8K, where the overlapped form predicted the reverse.)
+    max(compute, dma) + host + readout`` whatever the buffering. Unless a reduction loop is
+    split: the first reduction loops of an output tile write no output, so the previous tile's
+    read-out overlaps them; then the overlapped form above, with the host's loop issue added
+    rather than overlapped (the core issues the next loop after the read-out). (Spike, resnet's
+    16x16x32 3x3 layer: two pixel tiles 35.3K cycles, one tile 33.8K, where the overlapped form
+    predicted the reverse.)
     """
 
     loops: str = "ideal"
@@ -510,7 +512,7 @@ def term_grid(term: Term, k_slice: slice | None = None) -> np.ndarray:
 
 
 def total_cycles(compute, dma, edge, double_buffer: bool, readout=0.0, host=0.0, serial: bool = False,
-                 dma_seq=0.0):
+                 dma_seq=0.0, host_serial: bool = False):
     """Single buffering: compute + dma. Double buffering: the first tile's loads, then the
     overlapped rest, then the last tile's stores: edge + max(compute, dma - edge) =
     max(compute + edge, dma) (dma already contains the edge transfers once). The host issuing
@@ -518,12 +520,14 @@ def total_cycles(compute, dma, edge, double_buffer: bool, readout=0.0, host=0.0,
     (per-channel / int32, see Execution) is serial. ``serial`` (Execution.serial, reductions
     not split): tiles do not overlap each other, and inside a loop only the weights (``dma``)
     stream alongside the computes, the inputs, bias and outputs (``dma_seq``) precede or follow
-    them: dma_seq + max(compute, dma) + host + readout. Otherwise dma_seq is part of dma."""
+    them: dma_seq + max(compute, dma) + host + readout. Otherwise dma_seq is part of dma.
+    ``host_serial`` (Execution.serial with split reductions): the core issues the next loop
+    only after the read-out, so its loop issue adds to the overlapped form."""
     if serial:
         return dma_seq + np.maximum(compute, dma) + host + readout
     dma = dma + dma_seq
     base = np.maximum(compute + edge, dma) if double_buffer else compute + dma
-    return np.maximum(base, host) + readout
+    return (base + host if host_serial else np.maximum(base, host)) + readout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -590,8 +594,8 @@ def evaluate(layer: Layer, mapping: Mapping | GemminiTiling, arch: GemminiArch,
     comp, dma, edge = by_kind.get("compute", 0.0), by_kind.get("dma", 0.0), by_kind.get("edge", 0.0)
     readout, host, dma_seq = by_kind.get("readout", 0.0), by_kind.get("host", 0.0), by_kind.get("dma_seq", 0.0)
     split = any(tiling.trips[d] > 1 for d in REDUCTION_DIMS if d in tiling.trips)
-    cycles = float(total_cycles(comp, dma, edge, db, readout, host, as_execution(execution).serial and not split,
-                                dma_seq))
+    ser = as_execution(execution).serial
+    cycles = float(total_cycles(comp, dma, edge, db, readout, host, ser and not split, dma_seq, ser))
     return CycleEstimate(
         cycles=cycles, compute_cycles=comp, dma_cycles=dma + dma_seq, edge_cycles=edge, readout_cycles=readout,
         host_cycles=host,

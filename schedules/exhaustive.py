@@ -75,7 +75,7 @@ def best_in_case(layer: Layer, arch: GemminiArch, case: str, double_buffer: bool
         for tm in terms:
             acc[tm.kind] = acc[tm.kind] + term_grid(tm, ks)
         cyc = total_cycles(acc["compute"], acc["dma"], acc["edge"], double_buffer, acc["readout"], acc["host"],
-                           ex.serial and case != "red", acc["dma_seq"])
+                           ex.serial and case != "red", acc["dma_seq"], ex.serial)
         ok = (acc["sp_w"] + acc["sp_i"] <= cap_sp) & (acc["acc"] <= cap_acc)
         if case == "red":
             ok = ok & _red_mask(layer, cands, ks)

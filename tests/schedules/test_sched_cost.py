@@ -270,6 +270,9 @@ def walk_execution(layer: Layer, mapping: Mapping, arch, loops: str, readout: st
             blocks = [dim] * (k // dim) + ([k % dim] if k % dim else [])
             edge += n * p * q * sum(max(floor, xfer_out(b)) for b in blocks) + issue * rows * kb
         total = max(comp_total + edge, dma_total, host_total) + serial
+    if hw and readout != "int8":  # the core issues the next loop only after the read-out
+        overlapped = max(comp_total + edge, dma_total) if g.double_buffer_sp else comp_total + dma_total
+        total = overlapped + host_total + serial
     if hw and readout != "int8" and all(trips[d] == 1 for d in "CRS"):
         # the core's read-out of a tile waits behind the next loop's output: tiles do not overlap;
         # inside a loop only the weights stream alongside the computes
