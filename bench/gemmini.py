@@ -2,6 +2,7 @@
 library's heuristic, the speedup, utilization and the roofline bound (MACs / DIM^2 per cycle).
 
     .venv/bin/python bench/gemmini.py [--models resnet aww vww toycar] [--exact] [--config default]
+                                      [--loops hardware|explicit|auto] [--profile]
 
 Each model is compiled twice (schedule cosa / heuristic: partition, codegen, C emitter with the
 planned arena), built for RISC-V and run on Spike with the Gemmini extension (functional +
@@ -30,7 +31,7 @@ SHARED = ROOT.parent / "shared" / "models"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def run_model(path: Path, schedule: str, exact: bool, config: str, workdir: Path, loops: str):
+def run_model(path: Path, schedule: str, exact: bool, config: str, workdir: Path, loops: str, profile: bool = False):
     from tvm_accel.gemmini import spike
     from tvm_accel.reference import random_inputs
 
@@ -40,7 +41,7 @@ def run_model(path: Path, schedule: str, exact: bool, config: str, workdir: Path
     compile_s = time.time() - t0
     sets = random_inputs(str(path), 1, seed=0)
     inputs = [np.stack([s[i] for s in sets]) for i in range(len(sets[0]))]
-    r = spike.run(b, inputs, timeout=1800)
+    r = spike.run(b, inputs, timeout=1800, profile=profile)
     return b, r, compile_s
 
 
@@ -52,6 +53,10 @@ def main(argv=None) -> int:
     ap.add_argument("--loops", default="hardware", choices=["hardware", "explicit", "auto"],
                     help="LOOP_CONV_WS per tile (default), explicit nests issued by the core (conv/dense), or "
                          "auto: per layer the style schedules' cycle model finds faster")
+    ap.add_argument("--profile", action="store_true",
+                    help="also record per layer where the Gemmini part's cycles go (the extension's counters: busy "
+                         "cycles of the load / execute / store queues, bytes, computes; the core's instructions); "
+                         "the layer cycles then include printing them")
     ap.add_argument("--out", default=str(RESULTS / "gemmini.json"))
     args = ap.parse_args(argv)
 
@@ -68,7 +73,7 @@ def main(argv=None) -> int:
                 continue
             per = {}
             for sched in ("cosa", "heuristic"):
-                b, r, cs = run_model(path, sched, args.exact, args.config, Path(td), args.loops)
+                b, r, cs = run_model(path, sched, args.exact, args.config, Path(td), args.loops, args.profile)
                 per[sched] = (b, r, cs)
                 print(f"[{name}] {sched}: {r.cycles[0]} cycles per inference (compile {cs:.1f} s, "
                       f"schedules {sum(s.solve_time for s in b.schedules.values()):.1f} s)", file=sys.stderr)
@@ -96,6 +101,8 @@ def main(argv=None) -> int:
                     "cosa_produced_by": sc.produced_by,
                     "loops_cosa": sc.loops, "loops_heuristic": sh.loops, "readout": sc.readout,
                 }
+                if args.profile:
+                    row["profile_cosa"], row["profile_heuristic"] = rc.profile[0][gi], rh.profile[0][gi]
                 rows.append(row)
                 all_speedups.append(row["speedup"])
                 if row["speedup"] < 1 / 1.05:
@@ -118,6 +125,12 @@ def main(argv=None) -> int:
                       f"{r['gemmini_cycles_heuristic']:>8} {r['speedup']:>7.3f} {r['utilization_cosa']:>6.1%} "
                       f"{r['utilization_heuristic']:>6.1%} {r['roofline_cycles']:>8.0f} {r['layer_cycles_cosa']:>8} "
                       f"{r['layer_cycles_heuristic']:>8}")
+                if args.profile:
+                    for s in ("cosa", "heuristic"):
+                        p = r[f"profile_{s}"]
+                        print(f"{'':>4}{s:>9}: busy load {p['load_busy']} execute {p['execute_busy']} store "
+                              f"{p['store_busy']}, core instructions {p['instret']}, bytes in {p['bytes_in']} out "
+                              f"{p['bytes_out']}, computes {p['computes']}")
     if all_speedups:
         geo = math.exp(sum(math.log(s) for s in all_speedups) / len(all_speedups))
         report["geomean_speedup"] = geo
