@@ -3,6 +3,8 @@ for what stays on the core, the codegen's C, and user errors in one line."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tvm
@@ -92,6 +94,31 @@ def test_codegen_follows_the_mapping():
         # zero point 3 with padding: explicit padding with the zero point on the core
         assert "tva_pad_input(x, xp, 1, 30, 30, 40, 1, 1, 1, 1, (int8_t)3)" in src
         assert "tva_requant_exact" in src
+
+
+def test_per_channel_read_out_of_each_loop_style():
+    """Per-channel scales: after hardware loops the loop's own output is the read-out's first pass
+    (configured with the first block's last scale); double-buffered explicit nests read a tile out
+    between the next tile's computes; single-buffered ones right after its computes."""
+    from tvm_accel.gemmini.codegen import requant_mode
+    from tvm_accel.gemmini.layer import GemminiLayer
+
+    rng = np.random.default_rng(1)
+    layer = GemminiLayer("conv", 1, 20, 20, 24, 40, 20, 20, 3, 3, 1, 1, (1, 1, 1, 1),
+                         rng.integers(-128, 128, (3, 3, 24, 40), dtype=np.int8), np.zeros(40, np.int32),
+                         rng.integers(1 << 29, 1 << 30, 40).astype(np.int32), np.full(40, -8, np.int32), 0, -5,
+                         -128, 127, "double")
+    assert requant_mode(layer, False) == "gemmini-fp32-channel"
+    hw = layer_c(layer, schedule(layer, "default", "heuristic"), "t", exact=False, index=0)
+    assert "if (last) tva_config_first_channel(&t_L, &t, t_f);" in hw
+    assert "tva_mvout_per_channel(&t_L, &pt, pbase, y, t_f, 1)" in hw
+    s = schedule(layer, "default", "heuristic", loops="explicit")
+    assert s.double_buffer
+    ex = layer_c(layer, s, "t", exact=False, index=0, loops="explicit")
+    assert "if (last) tva_pending_begin(&t_L, &t, acc_row, y, NULL, t_f);" in ex and "tva_pending_finish();" in ex
+    single = dataclasses.replace(s, double_buffer=False)
+    ex1 = layer_c(layer, single, "t", exact=False, index=0, loops="explicit")
+    assert "tva_pending" not in ex1 and "tva_mvout_per_channel(&t_L, &t, acc_row, y, t_f, 0)" in ex1
 
 
 def test_user_errors_are_one_line(mixed_model, tmp_path):
