@@ -261,11 +261,11 @@ struct Timer {
     for (int e = 0; e < 3; e++) inflight[e].assign(std::max(1, (int)n[e]), 0.0);
   }
   // A command arrives at time `t`; returns the time it is dispatched to its engine.
-  double dispatch(Engine e, double t, uint32_t reps = 1) {
+  double dispatch(Engine e, double t) {
     double d = std::max(t, stream_t[e]);
     auto& ring = inflight[e];
     d = std::max(d, ring[ring_pos[e]]);  // oldest in-flight command of that queue must be done
-    stream_t[e] = d + reps * c.t.command_issue_cycles;
+    stream_t[e] = d + c.t.command_issue_cycles;
     last_dispatch = d;
     return d;
   }
@@ -562,8 +562,8 @@ class Gemmini {
   }
 
   // -------------------------------------------------------------------------- execute
-  // `reps`: the command stands for this many commands on sub-blocks of the same operands
-  // (a hardware loop told to use only part of the mesh per compute, see loop_conv_ws).
+  // `reps`: the execute unit runs the command on this many sub-blocks of the mesh, one after the
+  // other (a hardware loop told to use only part of the mesh per compute, see loop_conv_ws).
   void preload(uint64_t rs1, uint64_t rs2, double t_issue, uint32_t reps = 1, uint32_t sub_rows = 0) {
     pre_bd = rs1;
     pre_c = rs2;
@@ -573,7 +573,7 @@ class Gemmini {
       illegal("preload rows/cols > DIM");
     if (!bd.l.garbage) check_rows(bd.l.is_acc, bd.l.row, bd.rows, 1, "preload");
     if (!c.l.garbage) check_rows(c.l.is_acc, c.l.row, c.rows, c_stride, "preload (C)");
-    double d = tm.dispatch(EX, t_issue, reps);
+    double d = tm.dispatch(EX, t_issue);
     double start = std::max(d, tm.free_at[EX]);
     double occ = 0;
     if (!bd.l.garbage) {
@@ -684,7 +684,7 @@ class Gemmini {
       check_rows(c.l.is_acc, c.l.row, c.rows, c_stride ? c_stride : 1, "compute (C)");
     }
     // timing
-    double d = tm.dispatch(EX, t_issue, reps);
+    double d = tm.dispatch(EX, t_issue);
     double start = std::max({d, tm.free_at[EX], tm.ready_of(a.l.is_acc, a.l.row, a_transpose ? DIM : a.rows, a_transpose ? 1 : astr)});
     if (!bd.l.garbage) start = std::max(start, tm.ready_of(bd.l.is_acc, bd.l.row, bd.rows));
     if (!c.l.garbage) start = std::max(start, tm.read_of(c.l.is_acc, c.l.row, c.rows, c_stride ? c_stride : 1));
@@ -784,7 +784,7 @@ class Gemmini {
     // The unroller has one command generator per queue (load, execute, store), each emitting
     // one command per cycle; data dependencies order them through the rows they touch.
     double tq[3] = {t0, t0, t0};
-    auto next = [&](Engine e, uint32_t n = 1) { tq[e] += n; return tq[e]; };
+    auto next = [&](Engine e) { tq[e] += 1; return tq[e]; };
     // save architectural state the unroller overwrites, restore afterwards
     bool save_ta = a_transpose, save_tb = b_transpose;
     uint32_t save_as = a_stride, save_cs = c_stride;
@@ -830,11 +830,11 @@ class Gemmini {
           uint32_t red = rows_of(k, K, lw_padK), outc = rows_of(j, J, lw_padJ);
           uint32_t reps = (uint32_t)(((red + blk_rows - 1) / blk_rows) * ((outc + blk_cols - 1) / blk_cols));
           preload(i == 0 ? pack(b_addr, b_cols_n, b_rows_n) : garbage_op(),
-                  pack(c_addr, rows_of(j, J, lw_padJ), rows_of(i, I, lw_padI)), next(EX, reps), reps,
+                  pack(c_addr, rows_of(j, J, lw_padJ), rows_of(i, I, lw_padI)), next(EX), reps,
                   (uint32_t)std::min<uint64_t>(red, blk_rows));
           uint32_t a_rows_n = ta ? rows_of(k, K, lw_padK) : rows_of(i, I, lw_padI);
           uint32_t a_cols_n = ta ? rows_of(i, I, lw_padI) : rows_of(k, K, lw_padK);
-          compute(i == 0, pack(a_addr, a_cols_n, a_rows_n), garbage_op(), next(EX, reps), reps);
+          compute(i == 0, pack(a_addr, a_cols_n, a_rows_n), garbage_op(), next(EX), reps);
           if (k == K - 1 && lw_C != 0) {
             uint64_t dram = lw_C + (i * DIM * lw_sC + j * DIM) * (full_C ? 4 : 1);
             uint32_t src = ACC | (full_C ? 0x20000000u : 0) | (acc_base + (uint32_t)((i * J + j) * DIM));
@@ -916,7 +916,7 @@ class Gemmini {
     tm.loop_fsm_next ^= 1;
     double t0 = std::max(t, tm.loop_fsm_free[fsm]);
     double tq[3] = {t0, t0, t0};
-    auto next = [&](Engine e, uint32_t n = 1) { tq[e] += n; return tq[e]; };
+    auto next = [&](Engine e) { tq[e] += 1; return tq[e]; };
     auto pack = [](uint64_t addr, uint64_t cols, uint64_t rows) { return (addr & 0xFFFFFFFFull) | (cols << 32) | (rows << 48); };
     const uint32_t ACC = 0x80000000u, ACCUM = 0x40000000u;
     // save state the unroller changes
@@ -1016,9 +1016,9 @@ class Gemmini {
                     dw_compute(first ? w_row : ~0ull, a_row, c_addr, n, nch, next(EX));
                   } else {
                     uint32_t reps = (uint32_t)(((nk + blk_rows - 1) / blk_rows) * ((nch + blk_cols - 1) / blk_cols));
-                    preload(first ? pack(w_row, nch, nk) : garbage_op(), pack(c_addr, nch, n), next(EX, reps), reps,
+                    preload(first ? pack(w_row, nch, nk) : garbage_op(), pack(c_addr, nch, n), next(EX), reps,
                             (uint32_t)std::min<uint64_t>(nk, blk_rows));
-                    compute(first, pack(a_row, nk, n), garbage_op(), next(EX, reps), reps);
+                    compute(first, pack(a_row, nk, n), garbage_op(), next(EX), reps);
                   }
                   first = false;
                 }
