@@ -97,7 +97,8 @@ class _CaseModel:
         sizes = self.cands.sizes()
         self.offsets = np.cumsum([0, *sizes])
         self.nx = int(self.offsets[-1])
-        self.cost_terms = [t for t in self.terms if t.kind in ("compute", "dma", "dma_seq", "edge", "readout", "host")]
+        self.cost_terms = [t for t in self.terms
+                           if t.kind in ("compute", "dma", "dma_seq", "edge", "readout", "readout_tile", "host")]
         self.by_name = {t.name: t for t in self.terms}
         # log values of every term over the one-hot columns
         self.logv: dict[str, np.ndarray] = {}
@@ -166,12 +167,13 @@ class _CaseModel:
             for group in (("dma_seq", "compute", "host", "readout"), ("dma_seq", "dma", "host", "readout")):
                 cols = t_idx(group)
                 self._row(-inf, 0.0, cols + [self.z], [1.0] * len(cols) + [-1.0])
-        elif ex.serial:  # split reductions: tiles overlap, but the core issuing the loops does not
-            groups = ((("compute", "edge", "host", "readout"), ("dma", "dma_seq", "host", "readout")) if db
-                      else (("compute", "dma", "dma_seq", "host", "readout"),))
-            for group in groups:
-                cols = t_idx(group)
+        elif ex.serial:  # split reductions (see cost.total_cycles, red_overlap)
+            loops = ((("compute", "edge"), ("dma", "dma_seq")) if db else (("compute", "dma", "dma_seq"),))
+            for part in loops:
+                cols = t_idx(part + ("host", "readout_tile"))
                 self._row(-inf, 0.0, cols + [self.z], [1.0] * len(cols) + [-1.0])
+                cols, half = t_idx(part), t_idx(("host", "readout"))
+                self._row(-inf, 0.0, cols + half + [self.z], [0.75] * len(cols) + [1.0] * len(half) + [-1.0])
         elif db:
             for group in (("compute", "edge", "readout"), ("dma", "dma_seq", "readout"), ("host", "readout")):
                 cols = t_idx(group)
@@ -231,7 +233,8 @@ class _CaseModel:
 
     def evaluate(self, choice: tuple[int, ...]) -> tuple[float, bool, float, float]:
         """(exact cycles, fits, weight rows, input rows) of a choice."""
-        sums = {"compute": 0.0, "dma": 0.0, "dma_seq": 0.0, "edge": 0.0, "readout": 0.0, "host": 0.0}
+        sums = {"compute": 0.0, "dma": 0.0, "dma_seq": 0.0, "edge": 0.0, "readout": 0.0, "readout_tile": 0.0,
+                "host": 0.0}
         for t in self.cost_terms:
             sums[t.kind] += self.value_of(t.name, choice)
         if self.serial:
@@ -239,7 +242,10 @@ class _CaseModel:
         else:
             sums["dma"] += sums["dma_seq"]
             base = max(sums["compute"] + sums["edge"], sums["dma"]) if self.db else sums["compute"] + sums["dma"]
-            cyc = (base + sums["host"] if self.host_serial else max(base, sums["host"])) + sums["readout"]
+            if self.host_serial:
+                cyc = max(base + sums["readout_tile"], sums["readout"] + 0.75 * base) + sums["host"]
+            else:
+                cyc = max(base, sums["host"]) + sums["readout"]
         w = self.value_of("weight_rows", choice)
         i = self.value_of("input_rows", choice)
         a = self.value_of("acc_rows", choice)

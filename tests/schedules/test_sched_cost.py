@@ -202,6 +202,20 @@ def walk_execution(layer: Layer, mapping: Mapping, arch, loops: str, readout: st
     base = walk(layer, mapping, arch) if loops == "ideal" and readout == "int8" else None
     order = list(g.order) + [d for d in "GNKCPQRS" if d not in g.order]
     trips = g.trips
+
+    def read_out(sz):  # the core's read-out of one output tile (per-channel / int32)
+        n, k, p, q = (sz[d] for d in "NKPQ")
+        blocks = [dim] * (k // dim) + ([k % dim] if k % dim else [])
+        runs = (n * p * (q / dim if q == layer.Q else cdiv(q, dim))) if conv_rows else cdiv(n, dim)
+        if readout == "per-channel":
+            per_row = sum(max(floor, xfer_out(j + 1)) for b in blocks for j in range(b))
+            if hw:  # the loop's own output is the first pass (first block's last channel)
+                per_row -= max(floor, xfer_out(blocks[0]))
+            return n * p * q * per_row + host * (k + runs * (k - 1 if hw else k))
+        if readout == "int32":
+            return n * p * q * sum(max(floor, xfer_out(4 * b, 4)) for b in blocks) + host * cdiv(k, dim) * runs
+        return 0.0
+
     comp_total = dma_total = serial = host_total = 0.0
     weights_total = 0.0  # the weight loads: the only transfers that stream alongside a loop's computes
     prev_w = prev_i = None
@@ -243,14 +257,7 @@ def walk_execution(layer: Layer, mapping: Mapping, arch, loops: str, readout: st
             if hw or readout == "int8":
                 dma_total += n * p * q * sum(max(floor, xfer_out(b)) for b in blocks) + issue * rows * kb
                 ncmd += rows * kb
-            runs = (n * p * (q / dim if q == layer.Q else cdiv(q, dim))) if conv_rows else cdiv(n, dim)
-            if readout == "per-channel":
-                per_row = sum(max(floor, xfer_out(j + 1)) for b in blocks for j in range(b))
-                if hw:  # the loop's own output is the first pass (first block's last channel)
-                    per_row -= max(floor, xfer_out(blocks[0]))
-                serial += n * p * q * per_row + host * (k + runs * (k - 1 if hw else k))
-            elif readout == "int32":
-                serial += n * p * q * sum(max(floor, xfer_out(4 * b, 4)) for b in blocks) + host * kb * runs
+            serial += read_out(sz)
         if loops == "explicit":
             host_total += cmd * ncmd
     if not g.double_buffer_sp:
@@ -270,9 +277,12 @@ def walk_execution(layer: Layer, mapping: Mapping, arch, loops: str, readout: st
             blocks = [dim] * (k // dim) + ([k % dim] if k % dim else [])
             edge += n * p * q * sum(max(floor, xfer_out(b)) for b in blocks) + issue * rows * kb
         total = max(comp_total + edge, dma_total, host_total) + serial
-    if hw and readout != "int8":  # the core issues the next loop only after the read-out
+    if hw and readout != "int8":
+        # split reductions: the core issues the next loop only after the read-out, a read-out
+        # overlaps the next output tile's first loops (credited: a quarter of the loops), the last
+        # output tile's read-out overlaps nothing
         overlapped = max(comp_total + edge, dma_total) if g.double_buffer_sp else comp_total + dma_total
-        total = overlapped + host_total + serial
+        total = max(overlapped + read_out(g.tile), serial + 0.75 * overlapped) + host_total
     if hw and readout != "int8" and all(trips[d] == 1 for d in "CRS"):
         # the core's read-out of a tile waits behind the next loop's output: tiles do not overlap;
         # inside a loop only the weights stream alongside the computes
