@@ -352,6 +352,14 @@ def build_terms(
         xfer_in = xfer
     conv_rows = layer.P * layer.Q > 1
     G = float(layer.G)
+    # Depthwise (grouped) layers under hardware loops: the codegen runs a DIM block of groups per
+    # loop as columns of the same rows, so the loops number ceil(G / DIM) and every row moves
+    # min(G, DIM) channels (``ch``: channels of a row from the per-group k or c)
+    dw_hw = ex.hardware and layer.G > 1
+    kcols = min(layer.G, dim)
+    ch = (lambda x: x * kcols) if dw_hw else (lambda x: x)  # noqa: E731
+    if dw_hw:
+        G = float(-(-layer.G // dim))
     N, K, C = _Dim(layer.N, cands.N), _Dim(layer.K, cands.K), _Dim(layer.C, cands.C)
     P, R = _Dim(layer.P, cands.P), _Dim(layer.R, cands.R)
     Q, S = _Dim(layer.Q, cands.Q), _Dim(layer.S, cands.S)
@@ -386,27 +394,27 @@ def build_terms(
         _agg2(P, R, lambda p, r: one(p)), _agg2(Q, S, lambda q, s: one(q)))
     # weights: iterate K C R S; N P Q count when they multiply weight traffic
     wn, wp, wq = cnt(N, "N" in w_mult), cnt(P, "P" in w_mult), cnt(Q, "Q" in w_mult)
-    add("dma", "weight_xfer", G, wn, _agg(K, xfer_in), _agg(C, ident),
+    add("dma", "weight_xfer", G, wn, _agg(K, lambda k: xfer_in(ch(k))), _agg(C, ident),
         wp * _agg(R, ident), wq * _agg(S, ident))
     add("dma", "weight_mvins", G * issue, wn, _agg(K, lambda k: _ceil(k, cols)), _agg(C, kb),
         wp * _agg(R, ident), wq * _agg(S, ident))
     # inputs: iterate N C P R Q S; K counts when it multiplies input traffic
     ik = cnt(K, "K" in i_mult)
-    add("dma", "input_xfer", G, _agg(N, ident), ik, _agg(C, xfer_in),
+    add("dma", "input_xfer", G, _agg(N, ident), ik, _agg(C, lambda c: xfer_in(ch(c))),
         _agg2(P, R, ih), _agg2(Q, S, iw))
     add("dma", "input_mvins", G * issue, _agg(N, ident), ik, _agg(C, lambda c: _ceil(c, cols)),
         _agg2(P, R, ih), _agg2(Q, S, lambda q, s: _ceil(iw(q, s), dim)))
     # bias and outputs: once per output tile
     ones_c = np.ones_like(C.T)
     if layer.bias:
-        add("dma", "bias_xfer", G, _agg(N, ident), _agg(K, lambda k: xfer(4 * k)), ones_c,
+        add("dma", "bias_xfer", G, _agg(N, ident), _agg(K, lambda k: xfer(4 * ch(k))), ones_c,
             _agg(P, ident), _agg(Q, ident))
         add("dma", "bias_mvins", G * issue, _agg(N, rn), _agg(K, kb), ones_c, _agg(P, rp), _agg(Q, rq))
     # read-out: the int8 output of the loop / one scaled mvout per block, and / or the
     # per-channel or int32 read-out (see Execution)
     int8_out = ex.readout == "int8" or ex.hardware
     if int8_out:
-        add("dma", "output_store", G, _agg(N, ident), _agg(K, store_row), ones_c,
+        add("dma", "output_store", G, _agg(N, ident), _agg(K, lambda k: store_row(ch(k))), ones_c,
             _agg(P, ident), _agg(Q, ident))
         add("dma", "output_mvouts", G * issue, _agg(N, rn), _agg(K, kb), ones_c, _agg(P, rp), _agg(Q, rq))
     # core-issued read-out loops: serial (kind "readout"), each command with its host cost;
@@ -419,16 +427,16 @@ def build_terms(
     if ex.readout == "per-channel":
         # with hardware loops the loop's own output, configured with the scale of the first
         # block's last channel, is the read-out's first pass (moves that channel's j+1 = all columns)
-        first = (lambda k: chan[np.minimum(k, dim) - 1]) if ex.hardware else (lambda k: 0.0 * k)  # noqa: E731
-        passes = (lambda k: k - 1) if ex.hardware else ident  # noqa: E731
-        add("readout", "channel_store", G, _agg(N, ident), _agg(K, lambda k: store_row_per_channel(k) - first(k)),
-            ones_c, _agg(P, ident), _agg(Q, ident))
+        first = (lambda k: chan[np.minimum(ch(k), dim) - 1]) if ex.hardware else (lambda k: 0.0 * k)  # noqa: E731
+        passes = (lambda k: ch(k) - 1) if ex.hardware else ident  # noqa: E731
+        add("readout", "channel_store", G, _agg(N, ident),
+            _agg(K, lambda k: store_row_per_channel(ch(k)) - first(k)), ones_c, _agg(P, ident), _agg(Q, ident))
         add("readout", "channel_mvouts", G * host_cmd, _agg(N, rn), _agg(K, passes), ones_c, _agg(P, rp),
             _agg(Q, rq_run))
-        add("readout", "channel_configs", G * host_cmd, _agg(N, one), _agg(K, ident), ones_c, _agg(P, one),
+        add("readout", "channel_configs", G * host_cmd, _agg(N, one), _agg(K, ch), ones_c, _agg(P, one),
             _agg(Q, one))
     elif ex.readout == "int32":
-        add("readout", "int32_store", G, _agg(N, ident), _agg(K, store_row_int32), ones_c,
+        add("readout", "int32_store", G, _agg(N, ident), _agg(K, lambda k: store_row_int32(ch(k))), ones_c,
             _agg(P, ident), _agg(Q, ident))
         add("readout", "int32_mvouts", G * host_cmd, _agg(N, rn), _agg(K, kb), ones_c, _agg(P, rp),
             _agg(Q, rq_run))
@@ -437,12 +445,13 @@ def build_terms(
         # next tile's loops (cost.total_cycles, split reductions)
         n_, k_, p_, q_ = N.t, K.t, P.t, Q.t
         if ex.readout == "per-channel":
-            add("readout_tile", "last_channel_store", 1, n_, store_row_per_channel(k_) - first(k_), one(C.t), p_, q_)
+            add("readout_tile", "last_channel_store", 1, n_, store_row_per_channel(ch(k_)) - first(k_), one(C.t), p_,
+                q_)
             add("readout_tile", "last_channel_cmds", host_cmd, rn(n_), passes(k_), one(C.t), rp(p_),
                 rq_run(q_))
-            add("readout_tile", "last_channel_configs", host_cmd, one(n_), k_, one(C.t), one(p_), one(q_))
+            add("readout_tile", "last_channel_configs", host_cmd, one(n_), ch(k_), one(C.t), one(p_), one(q_))
         else:
-            add("readout_tile", "last_int32_store", 1, n_, store_row_int32(k_), one(C.t), p_, q_)
+            add("readout_tile", "last_int32_store", 1, n_, store_row_int32(ch(k_)), one(C.t), p_, q_)
             add("readout_tile", "last_int32_mvouts", host_cmd, rn(n_), kb(k_), one(C.t), rp(p_), rq_run(q_))
     add("dma", "dma_latency", G * t["dma_latency"], _agg(N, one), _agg(K, one), _agg(C, one),
         _agg2(P, R, lambda p, r: one(p)), _agg2(Q, S, lambda q, s: one(q)))
@@ -462,17 +471,17 @@ def build_terms(
     if double_buffer:
         # prologue: the first (full) tile's loads; epilogue: the last tile's stores
         n, k, c, p, r, q, s = N.t, K.t, C.t, P.t, R.t, Q.t, S.t
-        add("edge", "first_weights", 1, one(n), xfer_in(k), c, r, s)
+        add("edge", "first_weights", 1, one(n), xfer_in(ch(k)), c, r, s)
         add("edge", "first_weight_mvins", issue, one(n), _ceil(k, cols), kb(c), r, s)
-        add("edge", "first_inputs", 1, n, one(k), xfer_in(c), ih(p, r), iw(q, s))
+        add("edge", "first_inputs", 1, n, one(k), xfer_in(ch(c)), ih(p, r), iw(q, s))
         add("edge", "first_input_mvins", issue, n, one(k), _ceil(c, cols), ih(p, r), _ceil(iw(q, s), dim))
         if layer.bias:
-            add("edge", "first_bias", 1, n, xfer(4 * k), one(c), p, q)
+            add("edge", "first_bias", 1, n, xfer(4 * ch(k)), one(c), p, q)
             add("edge", "first_bias_mvins", issue, rn(n), kb(k), one(c), rp(p), rq(q))
         add("edge", "first_latency", t["dma_latency"], one(n), one(k), one(c), one(p), one(q))
         # (the drain is costed as one full tile's stores: an upper bound when the last tile is ragged)
         if int8_out:
-            add("edge", "drain_outputs", 1, n, store_row(k), one(c), p, q)
+            add("edge", "drain_outputs", 1, n, store_row(ch(k)), one(c), p, q)
             add("edge", "drain_mvouts", issue, rn(n), kb(k), one(c), rp(p), rq(q))
     if ex.serial:
         # inside one hardware loop the bias and inputs are moved in before the first compute and

@@ -198,6 +198,11 @@ def walk_execution(layer: Layer, mapping: Mapping, arch, loops: str, readout: st
             x = min(x, max(stride / t["dma_bytes_per_cycle"], stride / arch.dma_max_bytes * per_req))
         return x
     floor = 1 / t["mvout_rows_per_cycle"]
+    # depthwise under hardware loops: a loop runs a DIM block of groups as the columns of the same
+    # rows: ceil(G / DIM) loops whose rows carry min(G, DIM) channels
+    dw_hw = loops == "hardware" and layer.G > 1
+    ch = (lambda x: x * min(layer.G, dim)) if dw_hw else (lambda x: x)  # noqa: E731
+    gscale = cdiv(layer.G, dim) / layer.G if dw_hw else 1.0
     hw = loops == "hardware"
     base = walk(layer, mapping, arch) if loops == "ideal" and readout == "int8" else None
     order = list(g.order) + [d for d in "GNKCPQRS" if d not in g.order]
@@ -205,6 +210,7 @@ def walk_execution(layer: Layer, mapping: Mapping, arch, loops: str, readout: st
 
     def read_out(sz):  # the core's read-out of one output tile (per-channel / int32)
         n, k, p, q = (sz[d] for d in "NKPQ")
+        k = ch(k)
         blocks = [dim] * (k // dim) + ([k % dim] if k % dim else [])
         runs = (n * p * (q / dim if q == layer.Q else cdiv(q, dim))) if conv_rows else cdiv(n, dim)
         if readout == "per-channel":
@@ -228,8 +234,8 @@ def walk_execution(layer: Layer, mapping: Mapping, arch, loops: str, readout: st
         ih = (p - 1) * layer.stride_h + (r - 1) * layer.dilation_h + 1
         iw = (q - 1) * layer.stride_w + (s - 1) * layer.dilation_w + 1
         comp_total += kb * cdiv(c, dim) * r * s * (t["preload_cycles"] + issue * rows + n * p * q) + t["mesh_fill_drain"]
-        w = r * s * c * xfer(k) + issue * r * s * cdiv(c, dim) * cdiv(k, max(dim, arch.dma_max_bytes))
-        i = n * ih * iw * xfer(c) + issue * n * ih * cdiv(iw, dim) * cdiv(c, max(dim, arch.dma_max_bytes))
+        w = r * s * c * xfer(ch(k)) + issue * r * s * cdiv(c, dim) * cdiv(k, max(dim, arch.dma_max_bytes))
+        i = n * ih * iw * xfer(ch(c)) + issue * n * ih * cdiv(iw, dim) * cdiv(c, max(dim, arch.dma_max_bytes))
         key_w, key_i = tuple(pos[d] for d in "GKCRS"), tuple(pos[d] for d in "GNCPQRS")
         cols = max(dim, arch.dma_max_bytes)
         if loops == "explicit":  # DIM-column pieces, one mvin per DIM x DIM block
@@ -250,16 +256,19 @@ def walk_execution(layer: Layer, mapping: Mapping, arch, loops: str, readout: st
         if hw:
             host_total += per_loop
         if all(pos[d] == 0 for d in "CRS") and layer.bias:
-            dma_total += n * p * q * xfer(4 * k) + issue * rows * kb
+            dma_total += n * p * q * xfer(4 * ch(k)) + issue * rows * kb
             ncmd += rows * kb
         if all(pos[d] == trips[d] - 1 for d in "CRS"):
-            blocks = [dim] * (k // dim) + ([k % dim] if k % dim else [])
+            kc = ch(k)
+            blocks = [dim] * (kc // dim) + ([kc % dim] if kc % dim else [])
             if hw or readout == "int8":
                 dma_total += n * p * q * sum(max(floor, xfer_out(b)) for b in blocks) + issue * rows * kb
                 ncmd += rows * kb
             serial += read_out(sz)
         if loops == "explicit":
             host_total += cmd * ncmd
+    comp_total, dma_total, serial, host_total, weights_total = (
+        x * gscale for x in (comp_total, dma_total, serial, host_total, weights_total))
     if not g.double_buffer_sp:
         total = max(comp_total + dma_total, host_total) + serial
     else:
@@ -269,12 +278,13 @@ def walk_execution(layer: Layer, mapping: Mapping, arch, loops: str, readout: st
         iw = (q - 1) * layer.stride_w + (s - 1) * layer.dilation_w + 1
         cols = dim if loops == "explicit" else max(dim, arch.dma_max_bytes)
         row = (lambda nb: sum(xfer(min(dim, nb - o)) for o in range(0, nb, dim))) if loops == "explicit" else xfer
-        edge = r * s * c * row(k) + issue * r * s * cdiv(c, dim) * cdiv(k, cols)
-        edge += n * ih * iw * row(c) + issue * n * ih * cdiv(iw, dim) * cdiv(c, cols)
+        edge = r * s * c * row(ch(k)) + issue * r * s * cdiv(c, dim) * cdiv(k, cols)
+        edge += n * ih * iw * row(ch(c)) + issue * n * ih * cdiv(iw, dim) * cdiv(c, cols)
         edge += t["dma_latency"]
-        edge += (n * p * q * xfer(4 * k) + issue * rows * kb) if layer.bias else 0.0
+        edge += (n * p * q * xfer(4 * ch(k)) + issue * rows * kb) if layer.bias else 0.0
         if hw or readout == "int8":
-            blocks = [dim] * (k // dim) + ([k % dim] if k % dim else [])
+            kc = ch(k)
+            blocks = [dim] * (kc // dim) + ([kc % dim] if kc % dim else [])
             edge += n * p * q * sum(max(floor, xfer_out(b)) for b in blocks) + issue * rows * kb
         total = max(comp_total + edge, dma_total, host_total) + serial
     if hw and readout != "int8":
