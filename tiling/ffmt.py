@@ -3,12 +3,15 @@
 A path is a chain of spatial operators (conv2d of any grouping, depthwise conv2d, average /
 max pooling, pad, requantize, and add / mul whose other operand, a side input such as a
 residual shortcut, is produced outside the path: it stays whole and each tile reads its box
-of it, no halo) along single-producer / single-consumer values. Its output is
-split into ``n`` strips of rows, or a grid of ``n`` rows x ``cols`` columns of tiles; each
-tile's receptive field is propagated backwards through the chain (kernel size, stride,
-dilation, padding, per axis), so a tile computes the pixels it needs of every operator, with
-halos that overlap the neighbouring tiles (recomputed MACs). The first operator reads a
-``slice`` of the path's input (its rows / columns + halo). Ends:
+of it, no halo) along single-producer / single-consumer values; or a multi-branch run of
+such operators (``regions``: consecutive bindings whose values are all read inside the run,
+e.g. a whole residual block). Its output is split into ``n`` strips of rows, or a grid of
+``n`` rows x ``cols`` columns of tiles; each tile's receptive field is propagated backwards
+through the path's operators (kernel size, stride, dilation, padding, per axis; a value read
+by several operators over the union of their boxes, each cropping its own), so a tile
+computes the pixels it needs of every operator, with halos that overlap the neighbouring
+tiles (recomputed MACs). Every value read from outside the path is read by a ``slice`` of
+its box. Ends:
 - "concat": the last operator's tiles are concatenated (along W per row of tiles, then H);
 - "pool": a global average pool after the chain: each strip adds its int32 window sums
   (``pool_sum_acc``) and ``avg_pool_finish`` divides once, exactly as the pool;
@@ -71,20 +74,29 @@ class FfmtPath:
         return f"{n} x {self.cols} tiles, {how}"
 
 
-def spatial_reason(an: Analysis, v: Value, prev: str | None = None) -> str | None:
-    """None if ``v`` can be computed tile by tile (coming from ``prev`` when known), else why not."""
+def spatial_op_reason(an: Analysis, v: Value) -> str | None:
+    """None if the operator of ``v`` can be computed box by box (each activation input read
+    over a box of it), else why not."""
     if v.info is None:
         return f"{v.name} ({v.kind}) is not an integer operator"
-    if v.info.kind not in SPATIAL and v.info.kind not in ELEMENTWISE_BINARY:
-        return f"{v.name} ({v.info.kind}) is not a spatial operator"
-    chain_in, _side, why = path_operands(an, v, prev)
-    if why:
-        return why
-    if len(v.shape) != 4 or len(an.values[chain_in].shape) != 4:
-        return f"{v.name} ({v.info.kind}) is not a 4-D operator"
-    if v.info.kind == "pad" and (v.info.attrs["pad_before"][0] or v.info.attrs["pad_after"][0]):
+    kind = v.info.kind
+    if kind not in SPATIAL and kind not in ELEMENTWISE_BINARY:
+        return f"{v.name} ({kind}) is not a spatial operator"
+    if len(v.shape) != 4 or any(len(an.values[d].shape) != 4 for d in v.data):
+        return f"{v.name} ({kind}) is not a 4-D operator"
+    if kind in ELEMENTWISE_BINARY:
+        if len(v.data) != 2 or any(an.values[d].shape != v.shape for d in v.data):
+            return f"{v.name} ({kind}) broadcasts its operands"
+    elif len(v.data) != 1:
+        return f"{v.name} ({kind}) has {len(v.data)} activation inputs"
+    if kind == "pad" and (v.info.attrs["pad_before"][0] or v.info.attrs["pad_after"][0]):
         return f"{v.name} (pad) pads the batch axis"
     return None
+
+
+def spatial_reason(an: Analysis, v: Value, prev: str | None = None) -> str | None:
+    """None if ``v`` can be on a chain (coming from ``prev`` when known), else why not."""
+    return spatial_op_reason(an, v) or path_operands(an, v, prev)[2]
 
 
 def _is_global_avg_pool(an: Analysis, v: Value) -> bool:
@@ -193,20 +205,6 @@ def _tail(an: Analysis, last: Value):
     return None
 
 
-def _region_op_reason(an: Analysis, v: Value) -> str | None:
-    if v.info is None or (v.info.kind not in SPATIAL and v.info.kind not in ELEMENTWISE_BINARY):
-        return f"{v.name} ({v.kind}) is not a spatial operator"
-    if len(v.shape) != 4 or any(len(an.values[d].shape) != 4 for d in v.data):
-        return f"{v.name} is not 4-D"
-    if v.info.kind in ELEMENTWISE_BINARY and (len(v.data) != 2 or any(an.values[d].shape != v.shape for d in v.data)):
-        return f"{v.name} ({v.info.kind}) broadcasts its operands"
-    if v.info.kind not in ELEMENTWISE_BINARY and len(v.data) != 1:
-        return f"{v.name} has {len(v.data)} activation inputs"
-    if v.info.kind == "pad" and (v.info.attrs["pad_before"][0] or v.info.attrs["pad_after"][0]):
-        return f"{v.name} (pad) pads the batch axis"
-    return None
-
-
 def regions(an: Analysis, through: str) -> list[tuple[str, ...]]:
     """Multi-branch paths: runs of consecutive bindings (in ``main``'s order) through
     ``through`` whose values are all read inside the run except the last one's, e.g. a whole
@@ -221,7 +219,7 @@ def regions(an: Analysis, through: str) -> list[tuple[str, ...]]:
             if len(run) < 2:
                 continue
             inside = set(run)
-            ok = all(_region_op_reason(an, an.values[n]) is None for n in run) and all(
+            ok = all(spatial_op_reason(an, an.values[n]) is None for n in run) and all(
                 not an.values[n].is_output and all(c in inside for c in an.values[n].consumers) for n in run[:-1])
             if ok:
                 out.append(tuple(run))
