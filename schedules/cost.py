@@ -169,7 +169,7 @@ class Execution:
 DEFAULT_EXECUTION = Execution()
 #: Host instructions per read-out command of the codegen's per-channel / int32 read-out loops
 #: (tva_mvout_runs: one mvout per run of up to DIM pixels, operands precomputed; measured on
-#: Spike, resnet's first layer: ~9 per command plus ~16 per output-row segment when a tile does
+#: Spike, resnet's first layer: ~9.5 per command plus ~8 per output-row segment when a tile does
 #: not span the output width, which the product form cannot separate: 12 in between).
 READOUT_HOST_INSTRUCTIONS = 12
 #: RoCC commands the host sends per hardware-loop tile (LOOP_CONV_WS: six CONFIGs + the loop).
@@ -352,10 +352,10 @@ def build_terms(
         xfer_in = xfer
     conv_rows = layer.P * layer.Q > 1
     G = float(layer.G)
-    # Depthwise (grouped) layers under hardware loops: the codegen runs a DIM block of groups per
-    # loop as columns of the same rows, so the loops number ceil(G / DIM) and every row moves
-    # min(G, DIM) channels (``ch``: channels of a row from the per-group k or c)
-    dw_hw = ex.hardware and layer.G > 1
+    # Depthwise layers (one channel per group) under hardware loops: the codegen runs a DIM block
+    # of groups per loop as columns of the same rows, so the loops number ceil(G / DIM) and every
+    # row moves min(G, DIM) channels (``ch``: channels of a row from the per-group k or c)
+    dw_hw = ex.hardware and layer.G > 1 and layer.K == 1 and layer.C == 1
     kcols = min(layer.G, dim)
     ch = (lambda x: x * kcols) if dw_hw else (lambda x: x)  # noqa: E731
     if dw_hw:

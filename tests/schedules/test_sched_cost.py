@@ -200,7 +200,7 @@ def walk_execution(layer: Layer, mapping: Mapping, arch, loops: str, readout: st
     floor = 1 / t["mvout_rows_per_cycle"]
     # depthwise under hardware loops: a loop runs a DIM block of groups as the columns of the same
     # rows: ceil(G / DIM) loops whose rows carry min(G, DIM) channels
-    dw_hw = loops == "hardware" and layer.G > 1
+    dw_hw = loops == "hardware" and layer.G > 1 and layer.K == 1 and layer.C == 1
     ch = (lambda x: x * min(layer.G, dim)) if dw_hw else (lambda x: x)  # noqa: E731
     gscale = cdiv(layer.G, dim) / layer.G if dw_hw else 1.0
     hw = loops == "hardware"

@@ -134,15 +134,18 @@ static inline void tva_mvout_runs(const tva_conv_t *L, const tva_tile_t *t, uint
   const uintptr_t pix = (uintptr_t)L->out_ch * esize, run = DIM * pix;
   const uint64_t full = (uint64_t)DIM << 48, rest = (uint64_t)(span % DIM) << 48;
   const int runs = span / DIM;
-  for (int b = 0; b < t->nb; b++)
-    for (int sg = 0; sg < segs; sg++) {
-      uintptr_t d = dram + (uintptr_t)(((int64_t)(t->b0 + b) * L->out_rows + t->p0 + sg) * L->out_cols + t->q0) * pix;
+  const uintptr_t row_step = (uintptr_t)L->out_cols * pix; /* segments (output rows) advance by additions */
+  for (int b = 0; b < t->nb; b++) {
+    uintptr_t seg = dram + (uintptr_t)(((int64_t)(t->b0 + b) * L->out_rows + t->p0) * L->out_cols + t->q0) * pix;
+    for (int sg = 0; sg < segs; sg++, seg += row_step) {
+      uintptr_t d = seg;
       for (int r = 0; r < runs; r++, d += run, op += DIM) gemmini_rocc(k_MVOUT, d, op | full);
       if (rest) {
         gemmini_rocc(k_MVOUT, d, op | rest);
         op += (uint32_t)(span % DIM);
       }
     }
+  }
 }
 
 /* Reads a tile's int32 results out of the accumulator (rows from `base`, the half its loop
