@@ -40,6 +40,9 @@ def test_micro_speech_fdt():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,method", [("aww", "ffmt"), ("person_detect", "auto"), ("vww", "fdt")])
+@pytest.mark.parametrize("name,method", [("aww", "ffmt"), ("person_detect", "auto"), ("vww", "fdt"),
+                                         ("resnet", "auto")])
 def test_shared_model(name, method):
-    _check(name, method)
+    res = _check(name, method)
+    if name == "resnet":  # residual blocks: a multi-branch FFMT path (shortcuts and adds inside)
+        assert res.reduction_percent > 50 and any(len(p.bindings) > 4 for p in res.paths)
