@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from .cpsat import solve_deterministic
 from .errors import PlanningError
 
 LAYOUT_METHODS = ("greedy-size", "greedy-conflicts", "greedy", "optimal")
@@ -108,7 +109,6 @@ def greedy_by_conflicts(blocks: Sequence[Block], align: int, conf=None) -> list[
 def optimal_offsets(blocks: Sequence[Block], align: int, hint: Sequence[int], time_limit: float,
                     workers: int = 1):
     """CP-SAT; returns (offsets, proven optimal) or None if no solution in time."""
-    t0 = time.perf_counter()
     from ortools.sat.python import cp_model
 
     unit = 0
@@ -135,10 +135,7 @@ def optimal_offsets(blocks: Sequence[Block], align: int, hint: Sequence[int], ti
             m.AddHint(off, hint[i] // unit)
     m.AddNoOverlap2D(xs, ys)
     m.Minimize(arena)
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.02, time_limit - (time.perf_counter() - t0))
-    solver.parameters.num_workers = workers
-    status = solver.Solve(m)
+    status, solver = solve_deterministic(m, time_limit, workers)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     return [solver.Value(o) * unit for o in offs], status == cp_model.OPTIMAL
@@ -168,8 +165,7 @@ def layout(blocks: Sequence[Block], align: int = 16, method: str = "optimal",
     size, name, offs = best
     if method != "optimal" or size <= lower:
         return Layout(offs, size, name, size <= lower, time.perf_counter() - t0)
-    left = time_limit - (time.perf_counter() - t0)
-    res = optimal_offsets(blocks, align, offs, left) if left > 0.02 else None
+    res = optimal_offsets(blocks, align, offs, time_limit)
     if res is not None:
         cp_offs, proven = res
         cp_size = arena_size(blocks, cp_offs)

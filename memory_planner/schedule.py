@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Sequence
 
+from .cpsat import solve_deterministic
 from .errors import PlanningError
 from .graph import Graph, Storage, live_bytes
 from .series_parallel import sp_order
@@ -59,12 +60,21 @@ def _order_peak(bufs: Sequence[Storage], order: Sequence[int], align: int) -> in
     return max(live_bytes(bufs, order, align))
 
 
+#: Elementary steps of dp_order per second of budget (about what CPython visits per second on
+#: the development machine; on a slower or busier one the same budget takes longer, same result).
+WORK_PER_SECOND = 6.0e6
+
+
 def dp_order(graph: Graph, bufs: Sequence[Storage], align: int, state_limit: int = 20000,
              time_limit: float | None = None, beam: int | None = None):
     """Exact minimum-peak order by search over downsets; None if a layer holds more than
-    ``state_limit`` downsets or ``time_limit`` seconds pass. With ``beam``, a heuristic
-    instead: each layer keeps only the ``beam`` downsets of smallest (peak, live bytes)."""
-    deadline = None if time_limit is None else time.perf_counter() + time_limit
+    ``state_limit`` downsets or the work of ``time_limit`` seconds is spent. With ``beam``, a
+    heuristic instead: each layer keeps only the ``beam`` downsets of smallest (peak, live bytes).
+
+    The limit counts work (buffers and operators visited, ``WORK_PER_SECOND`` of them per
+    second of budget) instead of reading the clock, so the result does not depend on load."""
+    work_limit = None if time_limit is None else time_limit * WORK_PER_SECOND
+    work = 0
     n = len(graph.operators)
     pred_mask = [sum(1 << p for p in ps) for ps in graph.predecessors]
     size = [b.padded(align) for b in bufs]
@@ -92,8 +102,9 @@ def dp_order(graph: Graph, bufs: Sequence[Storage], align: int, state_limit: int
     history = [layer]
     for _ in range(n):
         nxt: dict[int, tuple[int, int, int]] = {}
-        for count, (S, (peak, _, _)) in enumerate(layer.items()):
-            if deadline is not None and count % 64 == 0 and time.perf_counter() > deadline:
+        for S, (peak, _, _) in layer.items():
+            work += len(bufs) + n
+            if work_limit is not None and work > work_limit:
                 return None
             base = mem(S)
             for v in range(n):
@@ -126,7 +137,6 @@ def dp_order(graph: Graph, bufs: Sequence[Storage], align: int, state_limit: int
 def cpsat_order(graph: Graph, bufs: Sequence[Storage], align: int, time_limit: float,
                 hint: Sequence[int], lower_bound: int = 0, workers: int = 1):
     """Exact CP-SAT model; returns (order, proven_optimal, best_bound) or None."""
-    t0 = time.perf_counter()
     from ortools.sat.python import cp_model
 
     n = len(graph.operators)
@@ -175,10 +185,7 @@ def cpsat_order(graph: Graph, bufs: Sequence[Storage], align: int, time_limit: f
     for v in range(n):
         for t in range(n):
             m.AddHint(done[v][t], int(pos[v] <= t))
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(0.02, time_limit - (time.perf_counter() - t0))
-    solver.parameters.num_workers = workers
-    status = solver.Solve(m)
+    status, solver = solve_deterministic(m, time_limit, workers)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     finish = {v: next(t for t in range(n) if solver.Value(done[v][t])) for v in range(n)}
@@ -259,8 +266,7 @@ def schedule(graph: Graph, bufs: Sequence[Storage], align: int = 16, method: str
         p = _order_peak(bufs, beam_order, align)
         if p < best_peak:
             best, best_peak, method = beam_order, p, "beam search (not proven)"
-    left = time_limit - (time.perf_counter() - t0)
-    res = cpsat_order(graph, bufs, align, left, best, bound) if left > 0.05 else None
+    res = cpsat_order(graph, bufs, align, 0.5 * time_limit, best, bound)
     if res is not None:
         order, optimal, best_bound = res
         bound = max(bound, best_bound)
