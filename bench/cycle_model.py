@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 import spike_sim  # noqa: E402
 from spike_sim import programs as P  # noqa: E402
 from spike_sim.config import GemminiConfig  # noqa: E402
+from bench.rank_correlation import spearman  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "gemmini_firesim" / "firesim_results_mesh128.csv"
 CONFIG = "firesim_mesh128"
@@ -166,12 +167,6 @@ def evaluate(rows: list[Row], cfg: GemminiConfig, jobs: int, timeout: float) -> 
             row.modelled, row.error = None, str(err)
     with ThreadPoolExecutor(max_workers=jobs) as ex:
         list(ex.map(one, rows))
-
-
-def spearman(a: list[float], b: list[float]) -> float:
-    ra = np.argsort(np.argsort(a)).astype(float)
-    rb = np.argsort(np.argsort(b)).astype(float)
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def summary(rows: list[Row]) -> dict:

@@ -27,6 +27,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.rank_correlation import spearman  # noqa: E402
 SHARED = ROOT.parent / "shared" / "models"
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -156,14 +157,6 @@ def main(argv=None) -> int:
     return 0
 
 
-def _ranks(xs):
-    order = sorted(range(len(xs)), key=lambda i: xs[i])
-    r = [0.0] * len(xs)
-    for k, i in enumerate(order):
-        r[i] = float(k)
-    return r
-
-
 def model_vs_spike(report: dict) -> dict:
     """How well schedules' cycle model (of the code the codegen emits) predicts the Gemmini part's
     Spike cycles: Spearman rank correlation over every (layer, schedule), the model / Spike ratio,
@@ -178,13 +171,9 @@ def model_vs_spike(report: dict) -> dict:
             dm = r["modelled_heuristic"] - r["modelled_cosa"]
             ds = r["gemmini_cycles_heuristic"] - r["gemmini_cycles_cosa"]
             sign += (dm > 0) == (ds > 0) or abs(ds) <= 0.01 * r["gemmini_cycles_heuristic"]
-    ra, rb = _ranks(model), _ranks(spike)
-    n = len(ra)
-    ma, mb = sum(ra) / n, sum(rb) / n
-    den = math.sqrt(sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb))
     ratios = sorted(a / b for a, b in zip(model, spike) if b)
     q = lambda f: ratios[min(len(ratios) - 1, int(f * len(ratios)))]  # noqa: E731
-    return {"pairs": n, "spearman": sum((x - ma) * (y - mb) for x, y in zip(ra, rb)) / den if den else float("nan"),
+    return {"pairs": len(model), "spearman": spearman(model, spike),
             "ratio_median": q(0.5), "ratio_p10": q(0.1), "ratio_p90": q(0.9),
             "speedup_sign_agrees": f"{sign}/{n_layers}"}
 

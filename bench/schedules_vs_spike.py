@@ -32,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.rank_correlation import spearman  # noqa: E402
 
 import spike_sim  # noqa: E402
 from spike_sim import programs as P  # noqa: E402
@@ -131,22 +132,12 @@ def main() -> int:
     logs = [(math.log(a), math.log(b)) for a, b in pairs]
     n = len(logs)
 
-    def ranks(xs):
-        order = sorted(range(len(xs)), key=lambda i: xs[i])
-        r = [0.0] * len(xs)
-        for k, i in enumerate(order):
-            r[i] = float(k)
-        return r
-
-    ra, rb = ranks([a for a, _ in logs]), ranks([b for _, b in logs])
-    ma, mb = sum(ra) / n, sum(rb) / n
-    spearman = sum((x - ma) * (y - mb) for x, y in zip(ra, rb)) / math.sqrt(
-        sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb))
+    rank_corr = spearman([a for a, _ in logs], [b for _, b in logs])
     ratios = sorted(a / b for a, b in pairs)
     summary = {"config": cfg.name, "model_loops": args.loops, "layers": len(rows), "mappings_run_on_spike": n,
                "spike_errors": sum("spike_error" in r[m] for r in rows for m in ("heuristic", "cosa-ext")),
                "spike_agrees_cosa_ext_not_slower": f"{agree}/{compared}",
-               "spearman_model_vs_spike": spearman, "ratio_model_over_spike_median": ratios[n // 2],
+               "spearman_model_vs_spike": rank_corr, "ratio_model_over_spike_median": ratios[n // 2],
                "ratio_min": ratios[0], "ratio_max": ratios[-1]}
     print()
     for k, v in summary.items():
