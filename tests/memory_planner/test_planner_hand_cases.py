@@ -8,11 +8,15 @@ from memory_planner.layout import Block, arena_size, greedy_by_size, layout, liv
 from memory_planner.schedule import exhaustive_order
 
 
+def add_tensors(g: Graph, sizes: dict[str, int]) -> None:
+    for name, size in sizes.items():
+        g.add_tensor(name, size)
+
+
 def chain():
     g = Graph("chain")
     sizes = {"x": 96, "a": 208, "b": 48, "c": 304, "y": 16}
-    for t, s in sizes.items():
-        g.add_tensor(t, s)
+    add_tensors(g, sizes)
     g.mark_input("x")
     g.mark_output("y")
     g.add_operator("op1", ["x"], ["a"])
@@ -37,8 +41,7 @@ def branches():
     """a feeds two 2-step branches (big then small), joined at the end: running one branch
     to its end before the other halves the peak; the model order interleaves them."""
     g = Graph("branches")
-    for t, s in {"x": 16, "a": 100, "b1": 500, "b2": 10, "c1": 400, "c2": 10, "d": 10}.items():
-        g.add_tensor(t, s)
+    add_tensors(g, {"x": 16, "a": 100, "b1": 500, "b2": 10, "c1": 400, "c2": 10, "d": 10})
     g.mark_input("x")
     g.mark_output("d")
     g.add_operator("A", ["x"], ["a"])
@@ -68,8 +71,7 @@ def test_diamond_branches_optimal_order():
 
 def test_two_input_branches_series_parallel_order():
     g = Graph("two inputs")
-    for t, s in {"x1": 16, "x2": 16, "b1": 500, "b2": 10, "c1": 400, "c2": 10, "d": 10}.items():
-        g.add_tensor(t, s)
+    add_tensors(g, {"x1": 16, "x2": 16, "b1": 500, "b2": 10, "c1": 400, "c2": 10, "d": 10})
     g.mark_input("x1")
     g.mark_input("x2")
     g.mark_output("d")
@@ -93,8 +95,7 @@ def residual(shortcut: bool):
     sizes = {"x": 2048, "a": 256, "b": 256, "y": 256}
     if shortcut:
         sizes["s"] = 256
-    for t, s in sizes.items():
-        g.add_tensor(t, s)
+    add_tensors(g, sizes)
     g.mark_input("x")
     g.mark_output("y")
     g.add_operator("conv1", ["x"], ["a"])
@@ -124,8 +125,7 @@ def test_residual_block_projection_shortcut():
 
 def test_buffers_that_must_be_stacked():
     g = Graph("concat")
-    for t, s in {"x": 64, "p": 160, "q": 320, "r": 480, "y": 960}.items():
-        g.add_tensor(t, s)
+    add_tensors(g, {"x": 64, "p": 160, "q": 320, "r": 480, "y": 960})
     g.mark_input("x")
     g.mark_output("y")
     for name, out in (("P", "p"), ("Q", "q"), ("R", "r")):
@@ -152,8 +152,7 @@ def test_greedy_by_size_is_beaten_by_exact_layout():
 
 def test_alignment_pads_every_buffer():
     g = Graph("odd")
-    for t, s in {"x": 3, "a": 5, "y": 7}.items():
-        g.add_tensor(t, s)
+    add_tensors(g, {"x": 3, "a": 5, "y": 7})
     g.mark_input("x")
     g.mark_output("y")
     g.add_operator("f", ["x"], ["a"])
@@ -167,8 +166,7 @@ def test_alignment_pads_every_buffer():
 
 def test_alias_shares_the_storage_and_extends_its_life():
     g = Graph("reshape")
-    for t, s in {"x": 64, "a": 256, "v": 256, "b": 32, "y": 16}.items():
-        g.add_tensor(t, s)
+    add_tensors(g, {"x": 64, "a": 256, "v": 256, "b": 32, "y": 16})
     g.mark_input("x")
     g.mark_output("y")
     g.add_operator("conv", ["x"], ["a"])
@@ -184,8 +182,7 @@ def test_alias_shares_the_storage_and_extends_its_life():
 
 def test_in_place_operators_reuse_the_input_that_dies():
     g = Graph("inplace")
-    for t, s in {"x": 64, "a": 256, "b": 256, "c": 256, "d": 256, "y": 16}.items():
-        g.add_tensor(t, s)
+    add_tensors(g, {"x": 64, "a": 256, "b": 256, "c": 256, "d": 256, "y": 16})
     g.mark_input("x")
     g.mark_output("y")
     g.add_operator("conv", ["x"], ["a"])
@@ -213,8 +210,7 @@ def test_in_place_operators_reuse_the_input_that_dies():
     assert plan(without).arena_bytes == 768
     # a model output is never overwritten
     g2 = Graph("keep")
-    for t, s in {"x": 64, "a": 64}.items():
-        g2.add_tensor(t, s)
+    add_tensors(g2, {"x": 64, "a": 64})
     g2.mark_input("x")
     g2.mark_output("a")
     g2.add_operator("f", ["x"], ["a"], inplace=True)
@@ -226,8 +222,7 @@ def test_accumulator_overwritten_in_place_only_where_named():
     may overwrite its accumulator (named), never its data input, even when that dies there
     too and is larger."""
     g = Graph("accumulate")
-    for t, s in {"x": 64, "p0": 512, "p1": 512, "acc0": 128, "acc1": 128, "y": 32}.items():
-        g.add_tensor(t, s)
+    add_tensors(g, {"x": 64, "p0": 512, "p1": 512, "acc0": 128, "acc1": 128, "y": 32})
     g.mark_input("x")
     g.mark_output("y")
     g.add_operator("part0", ["x"], ["p0"])
@@ -325,8 +320,7 @@ def test_verifier_rejects_a_bad_order():
 ])
 def test_bad_graphs_are_refused_with_a_message(build, message):
     g = Graph("bad")
-    for t, s in {"x": 16, "a": 16, "y": 16, "big": 64}.items():
-        g.add_tensor(t, s)
+    add_tensors(g, {"x": 16, "a": 16, "y": 16, "big": 64})
     g.mark_input("x")
     build(g)
     with pytest.raises(PlanningError, match=message):
