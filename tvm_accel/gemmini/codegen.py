@@ -148,11 +148,7 @@ def _schedule_for(layer: GemminiLayer, config, method: str, time_limit: float, l
         except (TypeError, json.JSONDecodeError):
             pass
     r = schedules.schedule_layer(slayer, cfg, method=method, time_limit=time_limit, loops=loops, readout=readout)
-    t = r.tiling
-    res = LayerSchedule(method=method, produced_by=r.produced_by, mapping=str(r.mapping), cycles=float(r.cycles),
-                        utilization=float(r.utilization), tile=dict(t.tile), bounds=dict(t.bounds),
-                        order=list(t.order), double_buffer=bool(t.double_buffer_sp),
-                        solve_time=float(r.solve_time), warnings=list(r.warnings), loops=loops, readout=readout)
+    res = _layer_schedule(r.mapping, r.estimate, method, r.produced_by, r.solve_time, r.warnings, loops, readout)
     _MEMO[key] = res
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
@@ -160,6 +156,36 @@ def _schedule_for(layer: GemminiLayer, config, method: str, time_limit: float, l
         tmp.write_text(json.dumps(dataclasses.asdict(res)))
         os.replace(tmp, cache / f"{key}.json")
     return res
+
+
+def _layer_schedule(mapping, estimate, method: str, produced_by: str, solve_time: float, warnings, loops: str,
+                    readout: str) -> LayerSchedule:
+    t = mapping.gemmini()
+    return LayerSchedule(method=method, produced_by=produced_by, mapping=str(mapping), cycles=float(estimate.cycles),
+                         utilization=float(estimate.utilization), tile=dict(t.tile), bounds=dict(t.bounds),
+                         order=list(t.order), double_buffer=bool(t.double_buffer_sp), solve_time=float(solve_time),
+                         warnings=list(warnings), loops=loops, readout=readout)
+
+
+def schedule_of_mapping(layer: GemminiLayer, config, mapping, *, loops: str = "hardware", exact: bool = False,
+                        label: str = "given") -> LayerSchedule:
+    """A given mapping (a ``schedules.Mapping``, e.g. one of many candidates of an experiment)
+    as the codegen's LayerSchedule: checked by schedules' legality checker and costed under the
+    model of the code emitted for it (``loops``, the read-out of the requantization mode).
+    ``label`` is recorded as its method. Raises ScheduleError for an illegal mapping."""
+    import schedules
+    import spike_sim
+
+    if loops not in ("hardware", "explicit"):
+        raise TvmAccelError(f"a given mapping needs loops hardware or explicit, not {loops!r}")
+    cfg = config if isinstance(config, spike_sim.GemminiConfig) else spike_sim.load_config(config)
+    readout = readout_of(requant_mode(layer, exact))
+    if layer.kind == "dwconv":
+        loops = "hardware"
+    slayer, arch = layer.schedule_layer(), schedules.load_arch(cfg)
+    schedules.check_mapping(slayer, mapping, arch)
+    est = schedules.evaluate(slayer, mapping, arch, schedules.Execution(loops, readout))
+    return _layer_schedule(mapping, est, label, label, 0.0, [], loops, readout)
 
 
 def requant_mode(layer: GemminiLayer, exact: bool) -> str:
@@ -447,12 +473,25 @@ class CodegenOptions:
     exact: bool = False
     time_limit: float = 10.0
     loops: str = "hardware"
+    # gemmini index -> LayerSchedule given by the caller (experiments pinning mappings); the
+    # other layers are scheduled by ``schedule``
+    mappings: dict[int, LayerSchedule] = dataclasses.field(default_factory=dict)
+
+
+def mappings_option(mappings: dict[int, LayerSchedule] | None) -> str:
+    """The codegen option (a JSON string) that pins the mappings of some layers."""
+    return json.dumps({str(i): dataclasses.asdict(s) for i, s in (mappings or {}).items()})
 
 
 def options_from(opts) -> CodegenOptions:
     o = CodegenOptions()
     if opts is None:
         return o
+    if "mappings" in opts:
+        try:
+            o.mappings = {int(i): LayerSchedule(**d) for i, d in json.loads(str(opts["mappings"])).items()}
+        except (TypeError, ValueError) as err:
+            raise TvmAccelError(f"gemmini codegen option 'mappings' is not a JSON object of layer schedules: {err}")
     for k in ("config", "schedule", "loops"):
         if k in opts:
             setattr(o, k, str(opts[k]))
@@ -483,7 +522,8 @@ def codegen(functions, options, constant_names=None):
     for func in functions:
         symbol = str(func.attrs["global_symbol"])
         layer, index = function_layer(func)
-        sched = schedule(layer, cfg, opts.schedule, opts.time_limit, loops=opts.loops, exact=opts.exact)
+        sched = opts.mappings.get(index) or schedule(layer, cfg, opts.schedule, opts.time_limit, loops=opts.loops,
+                                                     exact=opts.exact)
         src = layer_c(layer, sched, symbol, exact=opts.exact, index=index, dim=cfg.dim, acc_rows=cfg.acc_rows,
                       sp_rows=cfg.sp_rows, loops=opts.loops)
         mods.append(create(src, "c", [symbol], []))

@@ -15,10 +15,12 @@ from tvm import relax
 
 
 def gemmini_passes(schedule: str = "cosa", exact: bool = False, config: str | None = None,
-                   report: list | None = None, loops: str = "hardware") -> tvm.transform.Pass:
+                   report: list | None = None, loops: str = "hardware",
+                   mappings: dict | None = None) -> tvm.transform.Pass:
     """Partition + RunCodegen(relax.ext.gemmini). ``report`` (a list) receives the per-operator
-    decisions of the partitioning."""
-    from .codegen import resolve_method
+    decisions of the partitioning; ``mappings`` (gemmini index -> codegen.LayerSchedule) pins the
+    mappings of those layers instead of scheduling them."""
+    from .codegen import mappings_option, resolve_method
     from .partition import partition
     from .target import config_of
 
@@ -34,6 +36,8 @@ def gemmini_passes(schedule: str = "cosa", exact: bool = False, config: str | No
         if report is not None:
             report.extend(decisions)
         opts = {"gemmini": {"config": cfg, "schedule": schedule, "exact": "1" if exact else "0", "loops": loops}}
+        if mappings:
+            opts["gemmini"]["mappings"] = mappings_option(mappings)
         return relax.transform.RunCodegen(opts)(mod)
 
     return _pass

@@ -49,8 +49,10 @@ class GemminiBuild:
 
 def compile_model(model, out_dir: str | Path, *, schedule: str = "cosa", exact: bool = False,
                   config: str = "default", plan: str = "planner", loops: str = "hardware",
-                  progress=None) -> GemminiBuild:
-    """Import (path or ImportedModel), partition for Gemmini, generate the C package."""
+                  progress=None, mappings: dict | None = None) -> GemminiBuild:
+    """Import (path or ImportedModel), partition for Gemmini, generate the C package.
+    ``mappings`` (gemmini index -> codegen.LayerSchedule, see codegen.schedule_of_mapping) pins
+    the mappings of those layers; the others are scheduled by ``schedule``."""
     import spike_sim
 
     from .. import frontend
@@ -71,8 +73,10 @@ def compile_model(model, out_dir: str | Path, *, schedule: str = "cosa", exact: 
 
     if loops not in LOOPS:
         raise TvmAccelError(f"unknown loops {loops!r} (choose {' or '.join(LOOPS)})")
-    mod = gemmini_passes(schedule, exact, config=config, report=decisions, loops=loops)(model.mod)
-    scheds = {d.gemmini_index: schedule_layer(d.layer, config, schedule, loops=loops, exact=exact)
+    mappings = mappings or {}
+    mod = gemmini_passes(schedule, exact, config=config, report=decisions, loops=loops, mappings=mappings)(model.mod)
+    scheds = {d.gemmini_index: mappings.get(d.gemmini_index)
+              or schedule_layer(d.layer, config, schedule, loops=loops, exact=exact)
               for d in decisions if d.offloaded}
     quant = {
         "inputs": [(t.scale, t.zero_point) if t.scale is not None else None for t in model.inputs],
@@ -262,3 +266,87 @@ def compare_with_reference(model_path, inputs: list[np.ndarray], outputs: list[n
             worst = max(worst, int(np.abs(got.astype(np.int64) - e.astype(np.int64)).max()))
         top1 += int(outputs[0][s].reshape(-1).argmax() == exp[0].reshape(-1).argmax())
     return {"samples": samples, "max_abs_diff": worst, "bit_exact": worst == 0, "top1_agree": top1}
+
+
+@dataclasses.dataclass
+class LayerRun:
+    outputs: np.ndarray                # samples x the layer's output (int8, NHWC / [N, K])
+    cycles: list[int]                  # per sample: the whole call (padding, tiles, clamp / requantization)
+    gemmini_cycles: list[int]          # per sample: the Gemmini part
+    c_source: str                      # the codegen's C of the layer
+
+
+def run_layer(layer, inputs: np.ndarray, *, schedule: str = "cosa", exact: bool = False, config: str = "default",
+              loops: str = "hardware", sched=None, workdir: str | Path | None = None,
+              timeout: float = 600.0) -> LayerRun:
+    """One offloaded layer (a GemminiLayer) alone on Spike: the codegen's C for it (the mapping of
+    ``schedule``, or the LayerSchedule ``sched``), called by a small harness on each sample of
+    ``inputs`` (int8, samples stacked on axis 0, each the layer's input: NHWC, or [N, C] for a
+    dense layer)."""
+    import spike_sim
+
+    from ..codegen import RUNTIME_DIR as CODEGEN_RUNTIME
+    from .codegen import RUNTIME_DIR, layer_c, schedule as schedule_layer
+
+    cfg = spike_sim.load_config(config)
+    x = np.asarray(inputs)
+    in_shape = ((layer.in_cols, layer.in_ch) if layer.kind == "dense"
+                else (layer.batch, layer.in_rows, layer.in_cols, layer.in_ch))
+    out_shape = ((layer.out_cols, layer.out_ch) if layer.kind == "dense"
+                 else (layer.batch, layer.out_rows, layer.out_cols, layer.out_ch))
+    if x.shape == in_shape:
+        x = x[None]
+    if x.dtype != np.int8 or x.shape[1:] != in_shape:
+        raise TvmAccelError(f"layer {layer.describe()} takes int8{list(in_shape)} inputs (or a stack of them), "
+                            f"got {x.dtype}{list(x.shape)}")
+    if sched is None:
+        sched = schedule_layer(layer, cfg, schedule, loops=loops, exact=exact)
+    symbol = "tva_layer"
+    src = layer_c(layer, sched, symbol, exact=exact, index=0, dim=cfg.dim, acc_rows=cfg.acc_rows,
+                  sp_rows=cfg.sp_rows, loops=loops)
+    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="tvm-accel-gemmini-layer-"))
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "layer.c").write_text(src)
+    data = x.astype(np.int8).tobytes()
+    lines = [",".join(str(b) for b in data[i:i + 40]) + "," for i in range(0, len(data), 40)]
+    (work / "layer_inputs.c").write_text(
+        "#include <stdint.h>\n"
+        f"const uint32_t tva_num_samples = {x.shape[0]};\n"
+        f"const uint8_t tva_layer_inputs[{max(len(data), 1)}] __attribute__((aligned(16))) = {{\n"
+        + "\n".join(lines) + "\n};\n")
+    in_bytes, out_bytes = int(np.prod(in_shape)), int(np.prod(out_shape))
+    pt, pl, pb, pr = layer.padding
+    padded = layer.batch * (layer.in_rows + pt + pb) * (layer.in_cols + pl + pr) * layer.in_ch
+    ws = padded + out_bytes * 4 + 64
+    elf = spike_sim.build_program(
+        [work / "layer.c", work / "layer_inputs.c", CODEGEN_RUNTIME / "tvm_backend.c",
+         RUNTIME_DIR / "tva_layer_harness.c"], work / "layer.elf",
+        include_dirs=[CODEGEN_RUNTIME, RUNTIME_DIR], config=cfg, opt_level="-O2",
+        defines={"TVA_LAYER_FN": f"__tvm_ffi_{symbol}", "TVA_IN_BYTES": in_bytes, "TVA_OUT_BYTES": out_bytes,
+                 "TVA_WS_BYTES": ws},
+        extra_flags=["-ffp-contract=off", "-fno-fast-math", "-Wno-unused-variable",
+                     "-Wno-unused-but-set-variable", "-Wno-unused-function"])
+    res = spike_sim.run(elf, config=cfg, timeout=timeout)
+    n = x.shape[0]
+    outs = np.zeros((n, *out_shape), dtype=np.int8)
+    cycles, accel, seen = [0] * n, [0] * n, set()
+    for line in res.console.splitlines():
+        m = _LINE.match(line.strip())
+        if not m:
+            continue
+        kind, rest = m.group(1), m.group(2).split()
+        if kind == "error":
+            raise TvmAccelError(f"layer {layer.describe()} on Spike: {' '.join(rest)}")
+        if kind == "layer":
+            cycles[int(rest[0])], accel[int(rest[0])] = int(rest[3]), int(rest[5])
+        elif kind == "out":
+            raw = bytes.fromhex(rest[2]) if len(rest) > 2 else b""
+            if len(raw) != out_bytes:
+                raise TvmAccelError(f"layer {layer.describe()} on Spike printed {len(raw)} output bytes, "
+                                    f"expected {out_bytes}")
+            outs[int(rest[0])] = np.frombuffer(raw, dtype=np.int8).reshape(out_shape)
+            seen.add(int(rest[0]))
+    if res.exit_code != 0 or len(seen) != n:
+        tail = res.console.strip().splitlines()[-1:] or ["no output"]
+        raise TvmAccelError(f"layer {layer.describe()} on Spike failed (exit {res.exit_code}): {tail[0]}")
+    return LayerRun(outs, cycles, accel, src)

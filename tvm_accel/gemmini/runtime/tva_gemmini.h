@@ -21,6 +21,13 @@
 #include "spike_sim.h"
 #include "tvm_accel_kernel_abi.h"
 
+/* Every helper is inlined into each layer's function whatever else the translation unit holds:
+   left to gcc's -O2 heuristics, whether e.g. tva_conv_tile is inlined (with the layer's constant
+   descriptor propagated) depended on the size of the whole kernels.c, i.e. on the other layers'
+   code, so the same layer code cost a different number of core instructions per tile in
+   different models or schedules (toycar's 8 -> 128 dense layer: 397 or 613 cycles). */
+#define TVA_INLINE static inline __attribute__((always_inline))
+
 typedef struct {
   int batch, in_rows, in_cols, in_ch, out_ch, out_rows, out_cols, k_rows, k_cols;
   int stride, dilation, padding; /* padding: symmetric zero padding done by LOOP_CONV_WS */
@@ -38,36 +45,36 @@ typedef struct {
    next Gemmini command or fence, so a plain rdcycle would leave the core work before it (the previous
    operator, padding) to be charged inside the interval measured next. Gemmini is idle here (every
    layer ends with a fence), so the fence costs nothing else. */
-static inline uint64_t tva_cycles(void) {
+TVA_INLINE uint64_t tva_cycles(void) {
   gemmini_fence();
   return spike_sim_rdcycle();
 }
 
-static inline int tva_min(int a, int b) { return a < b ? a : b; }
-static inline int tva_max(int a, int b) { return a > b ? a : b; }
+TVA_INLINE int tva_min(int a, int b) { return a < b ? a : b; }
+TVA_INLINE int tva_max(int a, int b) { return a > b ? a : b; }
 
 /* The data pointer of packed argument i (a DLTensor*, as the C emitter passes them). */
-static inline void *tva_arg(void *args, int i) {
+TVA_INLINE void *tva_arg(void *args, int i) {
   TVMFFIAny *a = (TVMFFIAny *)args;
   return ((DLTensor *)a[i].v_ptr)->data;
 }
 
 /* Copies an NHWC tensor into a larger one filled with `value` (explicit padding with the zero point). */
-static inline void tva_copy_bytes(int8_t *dst, const int8_t *src, size_t n) {
+TVA_INLINE void tva_copy_bytes(int8_t *dst, const int8_t *src, size_t n) {
   if ((((uintptr_t)dst | (uintptr_t)src) & 7) == 0) {
     for (; n >= 8; n -= 8, dst += 8, src += 8) *(uint64_t *)dst = *(const uint64_t *)src;
   }
   while (n--) *dst++ = *src++;
 }
 
-static inline void tva_fill_bytes(int8_t *dst, int8_t value, size_t n) {
+TVA_INLINE void tva_fill_bytes(int8_t *dst, int8_t value, size_t n) {
   uint64_t v = (uint8_t)value * 0x0101010101010101ull;
   for (; n && ((uintptr_t)dst & 7); n--) *dst++ = value;
   for (; n >= 8; n -= 8, dst += 8) *(uint64_t *)dst = v;
   while (n--) *dst++ = value;
 }
 
-static inline void tva_pad_input(const int8_t *in, int8_t *out, int n, int h, int w, int c, int pt, int pl, int pb,
+TVA_INLINE void tva_pad_input(const int8_t *in, int8_t *out, int n, int h, int w, int c, int pt, int pl, int pb,
                                  int pr, int8_t value) {
   int oh = h + pt + pb, ow = w + pl + pr;
   size_t row = (size_t)ow * c;
@@ -89,7 +96,7 @@ static inline void tva_pad_input(const int8_t *in, int8_t *out, int n, int h, in
    configuration), or NULL to keep the results in the accumulator. Returns the first row of
    the accumulator half the loop used (a loop that writes its output hands the other half to
    the next loop, so consecutive output tiles double-buffer the accumulator). */
-static inline uint32_t tva_conv_tile(const tva_conv_t *L, const tva_tile_t *t, const int8_t *input, const int8_t *weights,
+TVA_INLINE uint32_t tva_conv_tile(const tva_conv_t *L, const tva_tile_t *t, const int8_t *input, const int8_t *weights,
                                  const int32_t *bias, int8_t *out, int first, int a_id, int b_id, int act) {
   int irow0 = t->p0 * L->stride - L->padding + t->r0 * L->dilation;
   int icol0 = t->q0 * L->stride - L->padding + t->s0 * L->dilation;
@@ -128,7 +135,7 @@ static inline uint32_t tva_conv_tile(const tva_conv_t *L, const tva_tile_t *t, c
    output pixel 0 of the tensor (elements of `esize` bytes, pixels L->out_ch elements apart);
    `op`: the local operand without its rows (accumulator flags, first row, cols << 32). The loop
    only adds to precomputed operands: a handful of core instructions per mvout. */
-static inline void tva_mvout_runs(const tva_conv_t *L, const tva_tile_t *t, uintptr_t dram, uint64_t op, uint32_t esize) {
+TVA_INLINE void tva_mvout_runs(const tva_conv_t *L, const tva_tile_t *t, uintptr_t dram, uint64_t op, uint32_t esize) {
   const int whole = t->nq == L->out_cols;
   const int span = whole ? t->np * t->nq : t->nq, segs = whole ? 1 : t->np;
   const uintptr_t pix = (uintptr_t)L->out_ch * esize, run = DIM * pix;
@@ -150,7 +157,7 @@ static inline void tva_mvout_runs(const tva_conv_t *L, const tva_tile_t *t, uint
 
 /* Reads a tile's int32 results out of the accumulator (rows from `base`, the half its loop
    used) into acc_out, an int32 [batch * out_rows * out_cols][out_ch] buffer. */
-static inline void tva_mvout_int32(const tva_conv_t *L, const tva_tile_t *t, uint32_t base, int32_t *acc_out) {
+TVA_INLINE void tva_mvout_int32(const tva_conv_t *L, const tva_tile_t *t, uint32_t base, int32_t *acc_out) {
   const int pixels = t->nb * t->np * t->nq;
   gemmini_config_st(L->out_ch * 4);
   for (int ob = 0; ob * DIM < t->nk; ob++) {
@@ -166,23 +173,23 @@ static inline void tva_mvout_int32(const tva_conv_t *L, const tva_tile_t *t, uin
  *   weights at w_row:   [output channel block][kernel row][kernel column][input channel], one row each;
  *   outputs at acc_row: [output channel block][batch][output row][output column] in the accumulator.
  * Weights are moved in only when the caller says they changed (the mapping's reuse). */
-static inline uint32_t tva_tile_input_rows(const tva_conv_t *L, const tva_tile_t *t) {
+TVA_INLINE uint32_t tva_tile_input_rows(const tva_conv_t *L, const tva_tile_t *t) {
   int irows = (t->np - 1) * L->stride + (t->nr - 1) * L->dilation + 1;
   int icols = (t->nq - 1) * L->stride + (t->ns - 1) * L->dilation + 1;
   return (uint32_t)((t->nc + DIM - 1) / DIM) * t->nb * irows * icols;
 }
 
-static inline uint32_t tva_tile_weight_rows(const tva_conv_t *L, const tva_tile_t *t) {
+TVA_INLINE uint32_t tva_tile_weight_rows(const tva_conv_t *L, const tva_tile_t *t) {
   (void)L;
   return (uint32_t)((t->nk + DIM - 1) / DIM) * t->nr * t->ns * t->nc;
 }
 
 /* weights of (output channel block kb, kernel position r s) are nc consecutive rows (one per input channel) */
-static inline uint32_t tva_weight_row(const tva_tile_t *t, int kb, int r, int s, int cb) {
+TVA_INLINE uint32_t tva_weight_row(const tva_tile_t *t, int kb, int r, int s, int cb) {
   return (uint32_t)(((kb * t->nr + r) * t->ns + s) * t->nc + cb * DIM);
 }
 
-static inline void tva_mvin_weights(const tva_conv_t *L, const tva_tile_t *t, const int8_t *weights, uint32_t w_row) {
+TVA_INLINE void tva_mvin_weights(const tva_conv_t *L, const tva_tile_t *t, const int8_t *weights, uint32_t w_row) {
   int kbs = (t->nk + DIM - 1) / DIM, cbs = (t->nc + DIM - 1) / DIM;
   gemmini_extended3_config_ld(L->out_ch, MVIN_SCALE_IDENTITY, 0, 1);
   for (int kb = 0; kb < kbs; kb++)
@@ -196,7 +203,7 @@ static inline void tva_mvin_weights(const tva_conv_t *L, const tva_tile_t *t, co
         }
 }
 
-static inline void tva_mvin_inputs(const tva_conv_t *L, const tva_tile_t *t, const int8_t *input, uint32_t in_row) {
+TVA_INLINE void tva_mvin_inputs(const tva_conv_t *L, const tva_tile_t *t, const int8_t *input, uint32_t in_row) {
   int irows = (t->np - 1) * L->stride + (t->nr - 1) * L->dilation + 1;
   int icols = (t->nq - 1) * L->stride + (t->ns - 1) * L->dilation + 1;
   int irow0 = t->p0 * L->stride + t->r0 * L->dilation, icol0 = t->q0 * L->stride + t->s0 * L->dilation;
@@ -217,7 +224,7 @@ static inline void tva_mvin_inputs(const tva_conv_t *L, const tva_tile_t *t, con
 }
 
 /* Bias broadcast over the tile's pixels (DRAM stride 0), or zeros. */
-static inline void tva_mvin_bias(const tva_conv_t *L, const tva_tile_t *t, const int32_t *bias, uint32_t acc_row) {
+TVA_INLINE void tva_mvin_bias(const tva_conv_t *L, const tva_tile_t *t, const int32_t *bias, uint32_t acc_row) {
   int kbs = (t->nk + DIM - 1) / DIM, pixels = t->nb * t->np * t->nq;
   gemmini_extended3_config_ld(0, MVIN_SCALE_IDENTITY, 0, 2);
   for (int kb = 0; kb < kbs; kb++) {
@@ -245,7 +252,7 @@ typedef struct {
 } tva_pending_t;
 static tva_pending_t tva_pending;
 
-static inline void tva_pending_begin(const tva_conv_t *L, const tva_tile_t *t, uint32_t acc_row, int8_t *y,
+TVA_INLINE void tva_pending_begin(const tva_conv_t *L, const tva_tile_t *t, uint32_t acc_row, int8_t *y,
                                      int32_t *acc_out, const float *scale) {
   tva_pending_t *q = &tva_pending;
   q->L = L;
@@ -262,13 +269,13 @@ static inline void tva_pending_begin(const tva_conv_t *L, const tva_tile_t *t, u
 }
 
 /* Passes left: channels (per-channel scales) or blocks of channels. */
-static inline int tva_pending_passes(void) {
+TVA_INLINE int tva_pending_passes(void) {
   const tva_pending_t *q = &tva_pending;
   if (!q->active) return 0;
   return q->scale ? q->t.nk - q->kb * DIM - (tva_min(DIM, q->t.nk - q->kb * DIM) - 1 - q->j) : q->kbs - q->kb;
 }
 
-static inline void tva_pending_pass(void) {
+TVA_INLINE void tva_pending_pass(void) {
   tva_pending_t *q = &tva_pending;
   const tva_tile_t *t = &q->t;
   const int nk = tva_min(DIM, t->nk - q->kb * DIM);
@@ -287,14 +294,14 @@ static inline void tva_pending_pass(void) {
   else q->active = 0;
 }
 
-static inline void tva_pending_finish(void) {
+TVA_INLINE void tva_pending_finish(void) {
   while (tva_pending.active) tva_pending_pass();
 }
 
 /* The tile's preloads and computes, accumulating into the accumulator rows at acc_row. The
    inner loops only add to precomputed operands: the core issues a preload + compute pair in a
    handful of instructions. */
-static inline void tva_compute_tile(const tva_conv_t *L, const tva_tile_t *t, uint32_t in_row, uint32_t w_row,
+TVA_INLINE void tva_compute_tile(const tva_conv_t *L, const tva_tile_t *t, uint32_t in_row, uint32_t w_row,
                                     uint32_t acc_row) {
   const int irows = (t->np - 1) * L->stride + (t->nr - 1) * L->dilation + 1;
   const int icols = (t->nq - 1) * L->stride + (t->ns - 1) * L->dilation + 1;
@@ -346,7 +353,7 @@ static inline void tva_compute_tile(const tva_conv_t *L, const tva_tile_t *t, ui
 
 /* The tile's results out of the accumulator: int8 scaled by the store configuration into y, or
    int32 (full) into acc_out. */
-static inline void tva_mvout_tile(const tva_conv_t *L, const tva_tile_t *t, uint32_t acc_row, int8_t *y, int32_t *acc_out) {
+TVA_INLINE void tva_mvout_tile(const tva_conv_t *L, const tva_tile_t *t, uint32_t acc_row, int8_t *y, int32_t *acc_out) {
   int kbs = (t->nk + DIM - 1) / DIM, pixels = t->nb * t->np * t->nq;
   for (int kb = 0; kb < kbs; kb++) {
     uint64_t nk = (uint64_t)tva_min(DIM, t->nk - kb * DIM);
@@ -364,7 +371,7 @@ static inline void tva_mvout_tile(const tva_conv_t *L, const tva_tile_t *t, uint
    and columns 0..j: every column is written last by the mvout carrying its own scale.
    first_done: the first of these passes (the last channel of the first block, all its columns)
    was done already by the hardware loop's own output, under tva_config_first_channel(). */
-static inline void tva_mvout_per_channel(const tva_conv_t *L, const tva_tile_t *t, uint32_t acc_row, int8_t *y,
+TVA_INLINE void tva_mvout_per_channel(const tva_conv_t *L, const tva_tile_t *t, uint32_t acc_row, int8_t *y,
                                          const float *scale, int first_done) {
   int kbs = (t->nk + DIM - 1) / DIM, pixels = t->nb * t->np * t->nq;
   for (int kb = 0; kb < kbs; kb++) {
@@ -379,12 +386,12 @@ static inline void tva_mvout_per_channel(const tva_conv_t *L, const tva_tile_t *
 
 /* The store configuration under which a hardware loop's own output of tile t is the first pass
    of tva_mvout_per_channel (the last channel of the first block, with its scale). */
-static inline void tva_config_first_channel(const tva_conv_t *L, const tva_tile_t *t, const float *scale) {
+TVA_INLINE void tva_config_first_channel(const tva_conv_t *L, const tva_tile_t *t, const float *scale) {
   gemmini_config_st_act(L->out_ch, NO_ACTIVATION, scale[t->k0 + tva_min(DIM, t->nk) - 1]);
 }
 
 /* TFLite's MultiplyByQuantizedMultiplier: single_rounding selects the TFLITE_SINGLE_ROUNDING form. */
-static inline int32_t tva_mbqm(int32_t x, int32_t m, int32_t shift, int single_rounding) {
+TVA_INLINE int32_t tva_mbqm(int32_t x, int32_t m, int32_t shift, int single_rounding) {
   if (single_rounding) {
     int total = 31 - shift;
     return (int32_t)(((int64_t)x * m + ((int64_t)1 << (total - 1))) >> total);
@@ -404,7 +411,7 @@ static inline int32_t tva_mbqm(int32_t x, int32_t m, int32_t shift, int single_r
 }
 
 /* Exact requantization on the core (TFLite reference arithmetic), per output channel. */
-static inline void tva_requant_exact(const int32_t *acc, int8_t *out, int pixels, int channels, const int32_t *mult,
+TVA_INLINE void tva_requant_exact(const int32_t *acc, int8_t *out, int pixels, int channels, const int32_t *mult,
                                      const int32_t *shift, int single_rounding, int zp, int lo, int hi) {
   for (int p = 0; p < pixels; p++)
     for (int c = 0; c < channels; c++) {
@@ -415,7 +422,7 @@ static inline void tva_requant_exact(const int32_t *acc, int8_t *out, int pixels
 
 /* float -> int32, rounding to nearest even, saturating (RISC-V fcvt.w.s with the rne mode, as
    Gemmini's scaling rounds). */
-static inline int32_t tva_round_even(float f) {
+TVA_INLINE int32_t tva_round_even(float f) {
 #if defined(__riscv_flen)
   int32_t r;
   __asm__("fcvt.w.s %0, %1, rne" : "=r"(r) : "f"(f));
@@ -427,7 +434,7 @@ static inline int32_t tva_round_even(float f) {
 }
 
 /* Gemmini's fp32 scaling (multiply, round to nearest even), per output channel, on the core. */
-static inline void tva_requant_fp32(const int32_t *acc, int8_t *out, int pixels, int channels, const float *scale, int zp,
+TVA_INLINE void tva_requant_fp32(const int32_t *acc, int8_t *out, int pixels, int channels, const float *scale, int zp,
                                     int lo, int hi) {
   for (int p = 0; p < pixels; p++)
     for (int c = 0; c < channels; c++) {
@@ -437,7 +444,7 @@ static inline void tva_requant_fp32(const int32_t *acc, int8_t *out, int pixels,
 }
 
 /* The activation clamp after Gemmini's own (saturating) scaling. */
-static inline void tva_clamp(int8_t *x, int64_t n, int lo, int hi) {
+TVA_INLINE void tva_clamp(int8_t *x, int64_t n, int lo, int hi) {
   if (lo <= -128 && hi >= 127) return;
   for (int64_t i = 0; i < n; i++) x[i] = (int8_t)(x[i] < lo ? lo : x[i] > hi ? hi : x[i]);
 }
