@@ -10,7 +10,7 @@ offset for every buffer in one arena. Pure Python on a small graph model; knows 
 """
 
 from .errors import PlanningError
-from .graph import Graph, Operator, Storage, Tensor, live_bytes, peak_of_order, storages
+from .graph import Graph, Operator, Storage, Tensor, box_byte_range, live_bytes, peak_of_order, storages
 from .layout import LAYOUT_METHODS
 from .plan import Plan, PlannedBuffer, plan, tflm_baseline
 from .schedule import ORDER_METHODS
@@ -19,5 +19,5 @@ from .verify import verify, violations
 __all__ = [
     "Graph", "Operator", "Tensor", "Storage", "Plan", "PlannedBuffer", "PlanningError",
     "plan", "tflm_baseline", "verify", "violations", "storages", "live_bytes", "peak_of_order",
-    "ORDER_METHODS", "LAYOUT_METHODS",
+    "box_byte_range", "ORDER_METHODS", "LAYOUT_METHODS",
 ]

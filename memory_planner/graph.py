@@ -6,7 +6,9 @@ A ``Graph`` is a small, TVM-free description of one inference:
 - ``Tensor``: a named value with a size in bytes.
 - ``Operator``: reads ``inputs``, writes ``outputs``, may need a private ``workspace``
   (scratch bytes alive only while it runs) and may be an ``alias`` (reshape / squeeze /
-  flatten: its single output is a view of its single input, no copy, no new storage).
+  flatten: its single output is a view of its single input, no copy, no new storage). It
+  may say which bytes of an input it reads (``reads``: tensor -> [lo, hi); default: all of
+  it), e.g. a slice that copies one tile's box out of a feature map.
 - model ``inputs`` (tensors no operator produces) and ``outputs`` (tensors that must survive
   the whole inference).
 
@@ -14,15 +16,26 @@ Weights and other constants are not part of the graph: they live in flash.
 
 ``storages()`` turns a graph into the buffers that need arena space: every tensor that is not
 an alias view, every workspace, and (if asked) the model inputs and outputs. ``lifetimes()``
-gives each buffer its first and last step for an operator order. Both are the single
-definition of "what is alive when" used by the schedulers, the layouts and the bounds; the
-verifier deliberately re-derives it on its own.
+gives each buffer its first and last step for an operator order, and ``dead_prefixes()``
+the steps at which the first bytes of a buffer die before the buffer does (progressive
+release, below). They are the single definition of "what is alive when" used by the
+schedulers, the layouts and the bounds; the verifier deliberately re-derives them on its own.
+
+Progressive release: for a buffer X and a step s, let R_X(s) be the smallest first byte
+read by any read of X at step s or later (0 if one of them reads X whole, or X is a model
+output). The bytes of X below R_X(s) are dead at step s: nothing reads them any more. A
+buffer Z written by the operator of step s may lie there, if X is not itself written at
+step s: ``off(Z) + size(Z) <= off(X) + R_X(s)`` or ``off(X) + size(X) <= off(Z)`` instead of
+the usual non-overlap (``layout.prefix_allowance``). Tiles that read a model input row by row
+release it row by row. A range read of a view (or of an in-place output) is the same range of
+the bytes of the buffer it shares: views and in-place outputs start at the buffer's first
+byte. Alias operators themselves count as whole reads.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
 
 from .errors import PlanningError
 
@@ -43,6 +56,14 @@ class Operator:
     kind: str = ""  # free text for reports ("conv2d", "reshape", ...)
     inplace: bool = False  # output[0] may overwrite an input that dies here (see storages())
     inplace_inputs: tuple[str, ...] = ()  # the inputs it may overwrite; () = any (elementwise)
+    reads: tuple[tuple[str, int, int], ...] = ()  # (input, lo, hi): reads only bytes [lo, hi) of it
+
+    def read_range(self, tensor: str, size: int) -> tuple[int, int]:
+        """Bytes [lo, hi) of input ``tensor`` (of ``size`` bytes) this operator reads."""
+        for t, lo, hi in self.reads:
+            if t == tensor:
+                return lo, hi
+        return 0, size
 
 
 class Graph:
@@ -76,6 +97,7 @@ class Graph:
         kind: str = "",
         inplace: bool = False,
         inplace_inputs: Sequence[str] = (),
+        reads: Mapping[str, tuple[int, int]] | None = None,
     ) -> Operator:
         if any(op.name == name for op in self.operators):
             raise PlanningError(f"operator {name!r} is defined twice")
@@ -85,7 +107,18 @@ class Graph:
             raise PlanningError(f"operator {name!r} cannot be both an alias and in place")
         if inplace_inputs and not inplace:
             raise PlanningError(f"operator {name!r} names inputs to overwrite but is not in place")
-        op = Operator(name, tuple(inputs), tuple(outputs), workspace, alias, kind, inplace, tuple(inplace_inputs))
+        ranges = []
+        for t, rng in (reads or {}).items():
+            try:
+                lo, hi = (int(x) for x in rng)
+            except (TypeError, ValueError):
+                raise PlanningError(f"operator {name!r} reads {t!r} over {rng!r}: expected (lo, hi) bytes") from None
+            ranges.append((t, lo, hi))
+        if (alias or inplace) and ranges:
+            raise PlanningError(f"{'alias' if alias else 'in-place'} operator {name!r} cannot read a byte range "
+                                "(it reads its inputs whole)")
+        op = Operator(name, tuple(inputs), tuple(outputs), workspace, alias, kind, inplace, tuple(inplace_inputs),
+                      tuple(ranges))
         self.operators.append(op)
         self._checked = False
         return op
@@ -126,6 +159,12 @@ class Graph:
             for t in op.inplace_inputs:
                 if t not in op.inputs:
                     raise PlanningError(f"in-place operator {op.name!r} overwrites {t!r}, which it does not read")
+            for t, lo, hi in op.reads:
+                if t not in op.inputs:
+                    raise PlanningError(f"operator {op.name!r} reads a byte range of {t!r}, which is not its input")
+                if not 0 <= lo < hi <= self.tensors[t].size:
+                    raise PlanningError(f"operator {op.name!r} reads bytes [{lo}, {hi}) of {t!r}, which has "
+                                        f"{self.tensors[t].size} bytes")
             if op.alias:
                 if len(op.inputs) != 1 or len(op.outputs) != 1:
                     raise PlanningError(f"alias operator {op.name!r} must have one input and one output")
@@ -208,6 +247,7 @@ class Storage:
     is_input: bool = False
     is_output: bool = False  # alive until the end
     workspace_of: int | None = None
+    read_start: dict[int, int] = field(default_factory=dict)  # reader -> first byte it reads (if > 0)
 
     def padded(self, align: int) -> int:
         return -(-self.size // align) * align if self.size else 0
@@ -231,9 +271,13 @@ def storages(graph: Graph, inputs_in_arena: bool = True, outputs_in_arena: bool 
     for t in graph.tensors:
         view_groups.setdefault(root.get(t, t), []).append(t)
     readers: dict[str, set[int]] = {r: set() for r in view_groups}
+    starts: dict[str, dict[int, int]] = {r: {} for r in view_groups}  # first byte read, per reader
     for i, op in enumerate(graph.operators):
         for t in op.inputs:
-            readers[root.get(t, t)].add(i)
+            r = root.get(t, t)
+            readers[r].add(i)
+            lo = op.read_range(t, graph.tensors[t].size)[0]
+            starts[r][i] = min(starts[r].get(i, lo), lo)
     inputs, outputs = set(graph.inputs), set(graph.outputs)
     owner: dict[str, str] = {}  # view group -> the view group whose bytes it takes (in place)
 
@@ -259,10 +303,14 @@ def storages(graph: Graph, inputs_in_arena: bool = True, outputs_in_arena: bool 
                 break
     members: dict[str, list[str]] = {}
     users: dict[str, set[int]] = {}
+    read_start: dict[str, dict[int, int]] = {}
     for r, ts in view_groups.items():
         o = find(r)
         members.setdefault(o, []).extend(ts)
         users.setdefault(o, set()).update(readers[r])
+        rs = read_start.setdefault(o, {})
+        for i, lo in starts[r].items():
+            rs[i] = min(rs.get(i, lo), lo)
     for o in members:  # the owner's own tensors first: its root names the buffer
         members[o].sort(key=lambda t: (root.get(t, t) != o, t != o))
     result: list[Storage] = []
@@ -277,9 +325,10 @@ def storages(graph: Graph, inputs_in_arena: bool = True, outputs_in_arena: bool 
         size = max(graph.tensors[t].size for t in ts)
         if size == 0:
             continue
+        partial = {} if is_output else {i: lo for i, lo in read_start[r].items() if lo > 0}
         result.append(
             Storage(r, size, tuple(ts), None if is_input else graph._producer[r], frozenset(users[r]),
-                    is_input, is_output)
+                    is_input, is_output, read_start=partial)
         )
     for i, op in enumerate(graph.operators):
         if op.workspace:
@@ -310,14 +359,68 @@ def lifetimes(bufs: Iterable[Storage], order: Sequence[int]) -> list[Lifetime]:
     return out
 
 
+def dead_prefixes(bufs: Sequence[Storage], order: Sequence[int], align: int = 1) -> list[tuple[tuple[int, int], ...]]:
+    """When the first bytes of each buffer die (progressive release, see the module doc):
+    ((step, bytes), ...) meaning "from this step on, the first ``bytes`` are dead", bytes
+    rising, rounded down to ``align``; () for a buffer read whole to its end. Only steps at
+    which the buffer is not being written (after its producer; from step 0 for a model
+    input) and it is still alive."""
+    pos = {v: i for i, v in enumerate(order)}
+    out: list[tuple[tuple[int, int], ...]] = []
+    for b in bufs:
+        if b.is_output or not b.read_start:
+            out.append(())
+            continue
+        reads = sorted((pos[u], b.read_start.get(u, 0)) for u in b.users)
+        birth = -1 if b.producer is None else pos[b.producer]
+        last = reads[-1][0]
+        points, done = [], 0
+        for s in sorted({birth + 1} | {p + 1 for p, _ in reads}):
+            if s > last:
+                break
+            dead = min(lo for p, lo in reads if p >= s) // align * align
+            if dead > done:
+                points.append((s, dead))
+                done = dead
+        out.append(tuple(points))
+    return out
+
+
+def dead_at(prefixes: Sequence[tuple[int, int]], step: int) -> int:
+    """Bytes of the dead prefix at ``step`` from ``dead_prefixes``' points of one buffer."""
+    dead = 0
+    for s, n in prefixes:
+        if s > step:
+            break
+        dead = n
+    return dead
+
+
 def live_bytes(bufs: Sequence[Storage], order: Sequence[int], align: int = 1) -> list[int]:
-    """Bytes alive at each step (sizes rounded up to ``align``): the live-bytes curve."""
+    """Bytes alive at each step (sizes rounded up to ``align``, dead prefixes not counted):
+    the live-bytes curve. No layout of the order is smaller than its peak."""
     curve = [0] * len(order)
-    for b, lt in zip(bufs, lifetimes(bufs, order)):
+    for b, lt, dead in zip(bufs, lifetimes(bufs, order), dead_prefixes(bufs, order, align)):
         s = b.padded(align)
         for t in range(lt.first, lt.last + 1):
-            curve[t] += s
+            curve[t] += s - dead_at(dead, t)
     return curve
+
+
+def box_byte_range(shape: Sequence[int], begin: Sequence[int], extent: Sequence[int],
+                   itemsize: int) -> tuple[int, int]:
+    """Bytes [lo, hi) of a row-major tensor of ``shape`` that hold the box starting at
+    ``begin`` with ``extent`` elements per axis: from its first element to its last (the
+    bytes between its rows included). E.g. rows r0..r1, columns c0..c1 of an NHWC tensor:
+    [r0 * row + c0 * pixel, (r1 - 1) * row + c1 * pixel)."""
+    if not (len(shape) == len(begin) == len(extent)):
+        raise PlanningError(f"box {list(begin)} + {list(extent)} does not match the shape {list(shape)}")
+    if any(e < 1 or b < 0 or b + e > n for n, b, e in zip(shape, begin, extent)):
+        raise PlanningError(f"box {list(begin)} + {list(extent)} is outside the shape {list(shape)}")
+    lo = hi = 0
+    for n, b, e in zip(shape, begin, extent):
+        lo, hi = lo * n + b, hi * n + b + e - 1
+    return lo * itemsize, (hi + 1) * itemsize
 
 
 def peak_of_order(graph: Graph, order: Sequence[int], align: int = 1,
@@ -326,4 +429,4 @@ def peak_of_order(graph: Graph, order: Sequence[int], align: int = 1,
 
 
 __all__ = ["Tensor", "Operator", "Graph", "Storage", "Lifetime", "storages", "lifetimes",
-           "live_bytes", "peak_of_order"]
+           "dead_prefixes", "dead_at", "live_bytes", "peak_of_order", "box_byte_range"]

@@ -1,8 +1,10 @@
 """Buffer layout: an offset for every buffer in one static arena.
 
 Buffers are given as (size, first step, last step); two buffers conflict when their step
-ranges intersect, and conflicting buffers must not share bytes. Sizes are already rounded up
-to the alignment, and every offset is a multiple of it.
+ranges intersect, and conflicting buffers must not share bytes, except that a buffer written
+while another one's first bytes are already dead may lie in them (``prefix_allowance``:
+progressive release, see ``graph``). Sizes are already rounded up to the alignment, and
+every offset is a multiple of it.
 
 - ``greedy-size``: TFLite Micro's GreedyMemoryPlanner: largest buffer first (ties: earlier
   first step), each at the lowest aligned offset where it fits among the conflicting buffers
@@ -11,8 +13,9 @@ to the alignment, and every offset is a multiple of it.
   the most bytes go first (the crowded steps are packed first).
 - ``greedy``: the better of the two.
 - ``optimal``: a CP-SAT model (``AddNoOverlap2D`` of fixed step intervals and variable address
-  intervals, minimise the arena) with a time limit, warm-started from the best greedy layout,
-  and skipped when greedy already meets the live-bytes lower bound. ``optimal`` is True when
+  intervals, minimise the arena; with dead prefixes, one disjunction per conflicting pair
+  instead, the pair's allowance as a constant) with a time limit, warm-started from the best
+  greedy layout, and skipped when greedy already meets the live-bytes lower bound. ``optimal`` is True when
   the arena is proven minimal for this order.
 """
 
@@ -25,6 +28,7 @@ from typing import Callable, Sequence
 
 from .cpsat import solve_deterministic
 from .errors import PlanningError
+from .graph import dead_at
 
 LAYOUT_METHODS = ("greedy-size", "greedy-conflicts", "greedy", "optimal")
 
@@ -34,6 +38,28 @@ class Block:
     size: int  # bytes, a multiple of the alignment
     first: int
     last: int
+    dead: tuple[tuple[int, int], ...] = ()  # (step, bytes): its first bytes dead from that step on
+    preset: bool = False  # written before step 0 (a model input), not by the operator of ``first``
+
+    def dead_at(self, step: int) -> int:
+        return dead_at(self.dead, step)
+
+
+def prefix_allowance(x: Block, z: Block) -> int:
+    """How many of ``x``'s first bytes ``z`` may lie in: those dead when ``z`` is written
+    (0: the usual non-overlap). A pair of conflicting blocks is valid when
+    ``off(z) + size(z) <= off(x) + prefix_allowance(x, z)`` or ``off(x) + size(x) <= off(z)``
+    (or the same with x and z swapped); at most one of the two allowances is not 0. The one
+    definition of the rule for the layouts and the plan checks."""
+    if z.preset or z.first < x.first or not x.dead:
+        return 0
+    return x.dead_at(z.first)
+
+
+def blocked_span(x: Block, off_x: int, z: Block) -> tuple[int, int]:
+    """The bytes [a, b) that ``z`` must not intersect because of ``x`` placed at ``off_x``
+    (x and z conflict): z at offset o is valid iff ``o + z.size <= a`` or ``o >= b``."""
+    return off_x + prefix_allowance(x, z), off_x + x.size - prefix_allowance(z, x)
 
 
 @dataclass
@@ -63,7 +89,8 @@ def arena_size(blocks: Sequence[Block], offsets: Sequence[int]) -> int:
 
 
 def live_lower_bound(blocks: Sequence[Block]) -> int:
-    """Largest sum of sizes alive at one step: no layout of these lifetimes is smaller."""
+    """Largest sum of sizes alive at one step (dead prefixes not counted): no layout of these
+    lifetimes is smaller (the live parts of the blocks alive at a step never share a byte)."""
     if not blocks:
         return 0
     steps = max(b.last for b in blocks) + 1
@@ -71,6 +98,11 @@ def live_lower_bound(blocks: Sequence[Block]) -> int:
     for b in blocks:
         curve[b.first] += b.size
         curve[b.last + 1] -= b.size
+        prev = 0
+        for s, n in b.dead:
+            curve[s] -= n - prev
+            curve[b.last + 1] += n - prev
+            prev = n
     best = run = 0
     for d in curve:
         run += d
@@ -84,12 +116,13 @@ def first_fit(blocks: Sequence[Block], priority: Sequence[int], align: int,
     conf = conflicts(blocks) if conf is None else conf
     offsets: list[int | None] = [None] * len(blocks)
     for i in priority:
-        placed = sorted((offsets[j], blocks[j].size) for j in conf[i] if offsets[j] is not None)
+        z = blocks[i]
+        placed = sorted(blocked_span(blocks[j], offsets[j], z) for j in conf[i] if offsets[j] is not None)
         cand = 0
-        for off, size in placed:
-            if cand + blocks[i].size <= off:
+        for a, b in placed:
+            if cand + z.size <= a:
                 break
-            cand = max(cand, -(-(off + size) // align) * align)
+            cand = max(cand, -(-b // align) * align)
         offsets[i] = cand
     return offsets  # type: ignore[return-value]
 
@@ -111,10 +144,19 @@ def optimal_offsets(blocks: Sequence[Block], align: int, hint: Sequence[int], ti
     """CP-SAT; returns (offsets, proven optimal) or None if no solution in time."""
     from ortools.sat.python import cp_model
 
+    conf = conflicts(blocks)
+    allowance = {}  # (x, z) -> bytes of x's dead prefix z may use, for the pairs that have some
+    for i, x in enumerate(blocks):
+        for j in conf[i]:
+            c = prefix_allowance(x, blocks[j])
+            if c:
+                allowance[i, j] = c
     unit = 0
     for b in blocks:
         unit = math.gcd(unit, b.size)
-    unit = max(unit, align)  # every size is a multiple of align, so unit is too
+    for c in allowance.values():
+        unit = math.gcd(unit, c)
+    unit = max(unit, align)  # every size (and dead prefix) is a multiple of align, so unit is too
     upper = arena_size(blocks, hint)
     lower = live_lower_bound(blocks)
     if upper % unit or any(h % unit for h in hint):
@@ -133,7 +175,17 @@ def optimal_offsets(blocks: Sequence[Block], align: int, hint: Sequence[int], ti
         offs.append(off)
         if hint[i] % unit == 0:
             m.AddHint(off, hint[i] // unit)
-    m.AddNoOverlap2D(xs, ys)
+    if not allowance:
+        m.AddNoOverlap2D(xs, ys)
+    else:  # pair by pair: j below i (in i's dead prefix, if any) or above it
+        for i in range(len(blocks)):
+            for j in conf[i]:
+                if j < i:
+                    continue
+                below = m.NewBoolVar(f"b{i}_{j}")
+                sj, si = blocks[j].size // unit, blocks[i].size // unit
+                m.Add(offs[j] + sj <= offs[i] + allowance.get((i, j), 0) // unit).OnlyEnforceIf(below)
+                m.Add(offs[i] + si <= offs[j] + allowance.get((j, i), 0) // unit).OnlyEnforceIf(below.Not())
     m.Minimize(arena)
     status, solver = solve_deterministic(m, time_limit, workers)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from .errors import PlanningError
-from .graph import Graph, Storage, lifetimes, live_bytes, storages
+from .graph import Graph, Storage, dead_at, dead_prefixes, lifetimes, live_bytes, storages
 from .layout import Block, layout as make_layout
 from .schedule import schedule
 from .verify import verify
@@ -27,6 +27,11 @@ class PlannedBuffer:
     last: int  # last step alive (inclusive)
     offset: int
     kind: str  # "input", "output", "intermediate", "workspace"
+    dead: tuple[tuple[int, int], ...] = ()  # (step, bytes): its first bytes are dead from that step on
+
+    def dead_at(self, step: int) -> int:
+        """Bytes at its start that are dead (free for buffers written from then) at ``step``."""
+        return dead_at(self.dead, step)
 
 
 @dataclass
@@ -99,7 +104,8 @@ class Plan:
             "outputs_in_arena": self.outputs_in_arena,
             "seconds": round(self.seconds, 4),
             "live": self.live,
-            "buffers": [b.__dict__ | {"tensors": list(b.tensors)} for b in self.buffers],
+            "buffers": [b.__dict__ | {"tensors": list(b.tensors), "dead": [list(d) for d in b.dead]}
+                        for b in self.buffers],
         }
 
 
@@ -132,12 +138,14 @@ def plan(graph: Graph, order: str | Sequence[str] = "optimal", layout: str = "op
     bufs = storages(graph, inputs_in_arena, outputs_in_arena)
     sched = schedule(graph, bufs, align, order, time_limit=order_time_limit)
     lts = lifetimes(bufs, sched.order)
-    blocks = [Block(b.padded(align), lt.first, lt.last) for b, lt in zip(bufs, lts)]
+    deads = dead_prefixes(bufs, sched.order, align)
+    blocks = [Block(b.padded(align), lt.first, lt.last, d, b.producer is None and b.workspace_of is None)
+              for b, lt, d in zip(bufs, lts, deads)]
     lay = make_layout(blocks, align, layout, time_limit=layout_time_limit)
     live = live_bytes(bufs, sched.order, align)
     planned = [
-        PlannedBuffer(b.name, b.tensors, b.size, b.padded(align), lt.first, lt.last, off, _kind(b))
-        for b, lt, off in zip(bufs, lts, lay.offsets)
+        PlannedBuffer(b.name, b.tensors, b.size, b.padded(align), lt.first, lt.last, off, _kind(b), d)
+        for b, lt, off, d in zip(bufs, lts, lay.offsets, deads)
     ]
     names = [graph.operators[v].name for v in sched.order]
     result = Plan(

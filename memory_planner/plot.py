@@ -1,5 +1,6 @@
-"""Pictures of a plan: the arena layout (step x address, one rectangle per buffer) over the
-live-bytes curve, the peak step marked."""
+"""Pictures of a plan: the arena layout (step x address, one rectangle per buffer, without
+the dead prefix of a buffer released progressively) over the live-bytes curve, the peak step
+marked."""
 
 from __future__ import annotations
 
@@ -37,10 +38,19 @@ def plot_plan(p: Plan, path: str | Path, title: str | None = None, baseline: Pla
     ax.axvspan(peak, peak + 1, color="#ffd54f", alpha=0.35, zorder=0, label=f"peak step {peak}")
     for i, b in enumerate(sorted(p.buffers, key=lambda b: (b.first, b.offset))):
         colour = "#9e9e9e" if b.kind == "workspace" else cmap(i % 20)
-        rect = Rectangle((b.first, b.offset), b.last - b.first + 1, b.padded, facecolor=colour,
-                         edgecolor="black", linewidth=0.5, alpha=0.9,
-                         hatch="//" if b.kind == "workspace" else None, zorder=2)
-        ax.add_patch(rect)
+        # a buffer whose first bytes die early (progressive release) is drawn step range by
+        # step range, its dead prefix left free (a dotted outline)
+        cuts = [(b.first, 0)] + [(s, d) for s, d in b.dead if s > b.first]
+        if b.dead and b.dead[0][0] <= b.first:
+            cuts[0] = (b.first, b.dead[0][1])
+        for k, (s0, dead) in enumerate(cuts):
+            s1 = cuts[k + 1][0] if k + 1 < len(cuts) else b.last + 1
+            ax.add_patch(Rectangle((s0, b.offset + dead), s1 - s0, b.padded - dead, facecolor=colour,
+                                   edgecolor="black", linewidth=0.5, alpha=0.9,
+                                   hatch="//" if b.kind == "workspace" else None, zorder=2))
+            if dead:
+                ax.add_patch(Rectangle((s0, b.offset), s1 - s0, dead, fill=False, edgecolor=colour,
+                                       linewidth=0.6, linestyle=":", zorder=1))
         if p.arena_bytes and b.padded / p.arena_bytes > 0.045:
             label = "scratch" if b.kind == "workspace" else b.name
             label = label if len(label) <= 14 else label[:13] + "…"

@@ -11,12 +11,14 @@ def fmt_bytes(n: int) -> str:
 
 
 def operator_table(p: Plan, max_buffers: int = 6) -> list[str]:
-    """One row per step: live bytes, the buffers alive (largest first), the peak marked."""
+    """One row per step: live bytes, the buffers alive (largest first, without their dead
+    first bytes), the peak marked."""
     rows = [("step", "operator", "kind", "live bytes", "alive buffers (largest first)")]
     peak = p.peak_step
     for step, (name, kind) in enumerate(zip(p.order, p.op_kinds or [""] * len(p.order))):
-        alive = sorted(p.alive_at(step), key=lambda b: -b.padded)
-        names = [("scratch" if b.kind == "workspace" else b.name) + f" {b.padded}" for b in alive]
+        alive = sorted(p.alive_at(step), key=lambda b: -(b.padded - b.dead_at(step)))
+        names = [("scratch" if b.kind == "workspace" else b.name) + f" {b.padded - b.dead_at(step)}"
+                 + (f" (first {b.dead_at(step)} dead)" if b.dead_at(step) else "") for b in alive]
         if len(names) > max_buffers:
             names = names[:max_buffers] + [f"+{len(names) - max_buffers} more"]
         mark = "  <- peak" if step == peak else ""

@@ -13,10 +13,14 @@
   order known; ``optimal`` is False if the time limit stopped it.
 
 The peak of an order is always measured by ``graph.live_bytes``, the single definition.
+When operators read byte ranges (dead prefixes, see ``graph``), the downset search counts
+them exactly; series-parallel and CP-SAT count whole buffers, so their orders are then
+candidates, proven optimal only when they meet the lower bound.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Sequence
@@ -45,12 +49,12 @@ def local_lower_bound(graph: Graph, bufs: Sequence[Storage], align: int) -> int:
     first = last = 0
     for b in bufs:
         s = b.padded(align)
-        for u in b.users:
-            per_op[u] += s
+        for u in b.users:  # a reader needs the buffer from the first byte it reads on
+            per_op[u] += s - b.read_start.get(u, 0) // align * align
         if b.producer is not None:
             per_op[b.producer] += s
         if b.is_input:
-            first += s
+            first += s - min((b.read_start.get(u, 0) for u in b.users), default=0) // align * align
         if b.is_output:
             last += s
     return max(max(per_op), first, last)
@@ -81,6 +85,9 @@ def dp_order(graph: Graph, bufs: Sequence[Storage], align: int, state_limit: int
     prod_bit = [0 if b.producer is None else 1 << b.producer for b in bufs]
     users = [sum(1 << u for u in b.users) for b in bufs]
     keep = [b.is_output for b in bufs]
+    # dead prefixes: (reader bit, first byte it reads) of the buffers read in part
+    partial = [[(1 << u, lo) for u, lo in b.read_start.items()] for b in bufs]
+    whole = [sum(1 << u for u in b.users if u not in b.read_start) for b in bufs]
     produced_by: list[list[int]] = [[] for _ in range(n)]
     for i, b in enumerate(bufs):
         if b.producer is not None:
@@ -96,6 +103,9 @@ def dp_order(graph: Graph, bufs: Sequence[Storage], align: int, state_limit: int
             if S and not keep[i] and not (users[i] & ~S):
                 continue  # every reader has run: freed
             total += size[i]
+            if partial[i] and not keep[i] and not (whole[i] & ~S) and (not pb or S & pb):
+                # only range readers left: the bytes below the lowest they read are dead
+                total -= min(lo for bit, lo in partial[i] if not S & bit) // align * align
         return total
 
     layer = {0: (0, None, -1)}  # downset -> (peak so far, parent downset, last operator)
@@ -176,8 +186,9 @@ def cpsat_order(graph: Graph, bufs: Sequence[Storage], align: int, time_limit: f
                 before = done[u][t - 1] if t else 0
                 m.Add(alive >= made - before)
             terms[t].append(s * alive)
-    upper = _order_peak(bufs, hint, align)
-    peak = m.NewIntVar(lower_bound, upper, "peak")
+    whole = [dataclasses.replace(b, read_start={}) for b in bufs]  # the model counts whole buffers
+    upper = _order_peak(whole, hint, align)
+    peak = m.NewIntVar(min(lower_bound, upper), upper, "peak")
     for t in range(n):
         m.Add(peak >= sum(terms[t]))
     m.Minimize(peak)
@@ -250,17 +261,26 @@ def schedule(graph: Graph, bufs: Sequence[Storage], align: int = 16, method: str
     if orig_peak <= bound:  # the model's order already meets a bound of every order
         return Schedule(original, orig_peak, "original (meets the lower bound)", True, orig_peak,
                         time.perf_counter() - t0)
+    # dead prefixes: series-parallel and CP-SAT model whole buffers, so their orders are only
+    # candidates (the downset search counts dead prefixes and stays exact)
+    whole = not any(b.read_start for b in bufs)
+    best, best_peak, method = original, orig_peak, "original (no better order found in time)"
     order = sp_order(graph, bufs, align)
     if order is not None:
         peak = _order_peak(bufs, order, align)
-        return Schedule(order, peak, "series-parallel", True, peak, time.perf_counter() - t0)
+        if whole:
+            return Schedule(order, peak, "series-parallel", True, peak, time.perf_counter() - t0)
+        if peak < best_peak:
+            best, best_peak, method = order, peak, "series-parallel of whole buffers (not proven)"
+            if peak <= bound:
+                return Schedule(order, peak, "series-parallel (meets the lower bound)", True, peak,
+                                time.perf_counter() - t0)
     order = dp_order(graph, bufs, align, dp_state_limit, time_limit=0.35 * time_limit)
     if order is not None:
         peak = _order_peak(bufs, order, align)
         return Schedule(order, peak, "exact-dp", True, peak, time.perf_counter() - t0)
     # too wide for the exact search: a beam search gives a good order, CP-SAT tries to
     # improve it and prove a bound
-    best, best_peak, method = original, orig_peak, "original (no better order found in time)"
     beam_order = dp_order(graph, bufs, align, beam=64, time_limit=0.15 * time_limit)
     if beam_order is not None:
         p = _order_peak(bufs, beam_order, align)
@@ -269,10 +289,14 @@ def schedule(graph: Graph, bufs: Sequence[Storage], align: int = 16, method: str
     res = cpsat_order(graph, bufs, align, 0.5 * time_limit, best, bound)
     if res is not None:
         order, optimal, best_bound = res
-        bound = max(bound, best_bound)
         peak = _order_peak(bufs, order, align)
+        if whole:
+            bound = max(bound, best_bound)
+        else:  # optimal for whole buffers only
+            optimal = peak <= bound
         if peak < best_peak or optimal:
-            return Schedule(order, peak, "cp-sat" + ("" if optimal else " (time limit)"), optimal,
+            return Schedule(order, peak, "cp-sat" + ("" if optimal else " (time limit)" if whole else
+                                                     " of whole buffers (not proven)"), optimal,
                             bound, time.perf_counter() - t0)
     return Schedule(best, best_peak, method, best_peak <= bound, bound, time.perf_counter() - t0)
 

@@ -8,7 +8,9 @@ Checks: the order runs every operator once, after the producers of its inputs; e
 that needs arena space has an offset; offsets are aligned; every buffer lies inside the arena;
 two tensors alive at the same step never share a byte unless one is an alias view of the other
 or an in-place operator's output over the input it overwrites (then they must start at the
-same offset).
+same offset), or one of them is written by an operator into the other's first bytes that no
+operator reads at that step or later (progressive release; re-derived here from the
+operators' read ranges).
 """
 
 from __future__ import annotations
@@ -88,6 +90,34 @@ def violations(graph: Graph, order: Sequence[str], offsets: Mapping[str, int], a
                 not outputs_in_arena and ts & set(graph.outputs)):
             external |= ts
 
+    # progressive release: the steps at which each storage group is read, and from which byte
+    # (0: whole; alias operators read whole; a group holding a model output is never released)
+    group_reads: dict[str, list[tuple[int, int]]] = {}
+    written_steps: dict[str, set[int]] = {}
+    for name in order:
+        op = ops[name]
+        for t in op.inputs:
+            lo = 0
+            for rt, rlo, _ in op.reads:
+                if rt == t:
+                    lo = rlo
+            group_reads.setdefault(find(t), []).append((step_of[name], lo))
+        for t in op.outputs:
+            written_steps.setdefault(find(t), set()).add(step_of[name])
+    kept = {find(t) for t in graph.outputs}
+
+    def dead_below(group: str, step: int) -> int:
+        """Bytes at the start of ``group`` that no operator reads at ``step`` or later."""
+        if group in kept or step in written_steps.get(group, ()):
+            return 0
+        return min((lo for s, lo in group_reads.get(group, []) if s >= step), default=0)
+
+    def fits_dead(x: tuple, z: tuple) -> bool:
+        """z is written (by an operator, at its first step) into x's dead first bytes."""
+        written_by_op = z[0] in written_at or z[0] not in graph.tensors  # a tensor or a workspace
+        return (written_by_op and z[4] >= x[4] and (x[4] < z[4] or x[0] in graph.inputs)
+                and z[2] + z[3] <= x[2] + dead_below(x[1], z[4]))
+
     last_step = len(order) - 1
     items = []  # (name, group, offset, size, first, last)
     for t, tensor in graph.tensors.items():
@@ -125,7 +155,8 @@ def violations(graph: Graph, order: Sequence[str], offsets: Mapping[str, int], a
         for b in items[i + 1:]:
             if a[1] == b[1]:
                 continue
-            if a[4] <= b[5] and b[4] <= a[5] and a[2] < b[2] + b[3] and b[2] < a[2] + a[3]:
+            if (a[4] <= b[5] and b[4] <= a[5] and a[2] < b[2] + b[3] and b[2] < a[2] + a[3]
+                    and not fits_dead(a, b) and not fits_dead(b, a)):
                 problems.append(
                     f"{a[0]} [{a[2]}, {a[2] + a[3]}) and {b[0]} [{b[2]}, {b[2] + b[3]}) overlap "
                     f"while both are alive (steps {max(a[4], b[4])}..{min(a[5], b[5])})")

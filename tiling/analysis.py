@@ -89,7 +89,8 @@ def path_operands(an: "Analysis", v: Value, prev: str | None = None) -> tuple[st
 @dataclass(frozen=True)
 class TiledOp:
     """One operator of a tiled path on the planner's graph. ``accumulator``: the input the
-    operator adds into and overwrites in place (an int32 partial sum), None if it has none."""
+    operator adds into and overwrites in place (an int32 partial sum), None if it has none.
+    ``reads``: (input, lo, hi) for an input it reads only bytes [lo, hi) of (a slice's box)."""
 
     name: str
     inputs: tuple[str, ...]
@@ -97,6 +98,15 @@ class TiledOp:
     workspace: int
     kind: str
     accumulator: str | None = None
+    reads: tuple[tuple[str, int, int], ...] = ()
+
+
+def box_read(tensor: str, shape, begin, extent, dtype) -> tuple[tuple[str, int, int], ...]:
+    """``TiledOp.reads`` of a slice of the box ``begin`` + ``extent`` of ``tensor``."""
+    from memory_planner import box_byte_range
+
+    lo, hi = box_byte_range(shape, begin, extent, np.dtype(dtype).itemsize)
+    return ((tensor, lo, hi),)
 
 
 class Analysis:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .analysis import ELEMENTWISE_BINARY, Analysis, TiledOp, Value, path_operands
+from .analysis import ELEMENTWISE_BINARY, Analysis, TiledOp, Value, box_read, path_operands
 
 CHANNELWISE = ("avg_pool2d", "max_pool2d", "pad", "mean", "requantize")
 
@@ -246,7 +246,10 @@ def tiled_operators(an: Analysis, path: FdtPath, n: int, graph_ops: dict):
             if name in sides:  # the side input's channels of this partition
                 ts = side_name(name, k)
                 tensors[ts] = an.values[sides[name]].nbytes // C * (c1 - c0)
-                ops.append(TiledOp(ts, (an.storage(sides[name]),), (ts,), 0, "slice"))
+                sv = an.values[sides[name]]
+                ops.append(TiledOp(ts, (an.storage(sides[name]),), (ts,), 0, "slice",
+                                   reads=box_read(an.storage(sides[name]), sv.shape, (0,) * (len(sv.shape) - 1) + (c0,),
+                                                  tuple(sv.shape[:-1]) + (c1 - c0,), sv.dtype)))
                 ins = (cur_in, ts)
             t = part_name(name, k)
             tensors[t] = v.nbytes // C * (c1 - c0)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .analysis import ELEMENTWISE_BINARY, Analysis, TiledOp, Value, path_operands
+from .analysis import ELEMENTWISE_BINARY, Analysis, TiledOp, Value, box_read, path_operands
 
 SPATIAL = ("conv2d", "avg_pool2d", "max_pool2d", "pad", "requantize")
 MAX_PATH_OPS = 12
@@ -359,7 +359,13 @@ def tiled_operators(an: Analysis, path: FfmtPath, n: int, graph_ops: dict):
                     continue
                 t = _read_name(name, k, j)  # a box of the input (a slice) or of a wider tile (a crop)
                 tensors[t] = (rr[1] - rr[0]) * (cc[1] - cc[0]) * _pixel_bytes(sv)
-                ops.append(TiledOp(t, (t_src,), (t,), 0, "slice"))
+                if src in computed:  # the box within the wider tile
+                    shape, begin = (sv.shape[0], pr[1] - pr[0], pc[1] - pc[0], sv.shape[3]), (rr[0] - pr[0], cc[0] - pc[0])
+                else:
+                    shape, begin = sv.shape, (rr[0], cc[0])
+                extent = (sv.shape[0], rr[1] - rr[0], cc[1] - cc[0], sv.shape[3])
+                ops.append(TiledOp(t, (t_src,), (t,), 0, "slice",
+                                   reads=box_read(t_src, shape, (0, *begin, 0), extent, sv.dtype)))
                 ins.append(t)
             t = part_name(name, k)
             px = (r1 - r0) * (c1 - c0)

@@ -122,3 +122,30 @@ def partial_sums(k=8, m=12, parts=3, seed=0):
             y = bb.emit_output(y)
         bb.emit_func_output(y)
     return bb.get()
+
+
+def row_slices(h=16, w=8, c=4):
+    """int8 [1, h, w, c] input read by two ``slice`` kernels (its top and bottom halves, as
+    fused feature-map tiling does), each half requantized, the halves added -> [1, h/2, w, c].
+    The first half's result may lie in the input rows no later step reads (progressive
+    release); TVM's VM is the reference for the C build."""
+    from tvm_accel import ops
+
+    half = (1, h // 2, w, c)
+    req = {"input_zero_point": 2, "output_zero_point": -3, "multiplier": 1 << 30, "shift": 0,
+           "act_min": -128, "act_max": 127}
+    add = {"lhs_zero_point": -3, "rhs_zero_point": -3, "output_zero_point": 1, "left_shift": 20,
+           "lhs_multiplier": 1 << 30, "lhs_shift": 0, "rhs_multiplier": 1 << 30, "rhs_shift": 0,
+           "output_multiplier": 1 << 30, "output_shift": -19, "act_min": -128, "act_max": 127}
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, h, w, c), "int8"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            parts = []
+            for k in range(2):
+                box = ops.emit(bb, "slice", {"begin": [0, k * h // 2, 0, 0]}, [x], [], half, "int8",
+                               name_hint=f"box{k}")
+                parts.append(ops.emit(bb, "requantize", req, [box], [], half, "int8", name_hint=f"part{k}"))
+            y = bb.emit_output(ops.emit(bb, "add", add, parts, [], half, "int8", name_hint="y"))
+        bb.emit_func_output(y)
+    return bb.get()

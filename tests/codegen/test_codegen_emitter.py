@@ -207,3 +207,36 @@ def test_onnx_qdq_model_host(tmp_path):
         np.testing.assert_array_equal(r.outputs[0][s], run_with_tvm(pkg.model.mod, ins[s][0]))
         ref = run_qdq_reference(model, ins[s])[0]
         assert np.abs(r.outputs[0][s].astype(np.float64) - ref).max() <= 1
+
+
+def test_slices_release_the_input_progressively(tmp_path):
+    """Two slices read the halves of the input: the planner puts the first half's result in
+    the input's first half (dead once the first slice ran), the plan check accepts exactly
+    that (not the second half, still to be read, nor a buffer reaching past the dead bytes),
+    and the C build equals TVM."""
+    from codegen_models import row_slices
+
+    mod = row_slices()
+    g = extract_graph(mod)
+    plan = plan_memory(g)
+    check_plan(g, plan)
+    x = g.inputs[0]
+    assert [s.op for s in g.steps] == ["slice", "requantize", "slice", "requantize", "add"]
+    part0, box1 = g.steps[1].outputs[0], g.steps[2].outputs[0]
+    assert plan.offsets[part0] == plan.offsets[x]  # in the released first half
+    assert plan.arena_bytes == 3 * 256  # not 4 * 256 (x whole + box0 + part0)
+    for shift in (256, 16):  # over rows still to be read / reaching past the dead half
+        bad = dict(plan.offsets)
+        bad[part0] = plan.offsets[x] + shift
+        with pytest.raises(TvmAccelError, match="overlaps live buffers"):
+            check_plan(g, ArenaPlan(bad, plan.arena_bytes + 512, "bad", plan.order))
+    bad = dict(plan.offsets)
+    bad[box1] = plan.offsets[x]  # the second box over the first half: part0 is there
+    with pytest.raises(TvmAccelError, match="overlaps live buffers"):
+        check_plan(g, ArenaPlan(bad, plan.arena_bytes + 512, "bad", plan.order))
+    need_host_cc()
+    emit_package(mod, tmp_path / "p", name="slices")
+    xs = [np.random.default_rng(7).integers(-128, 128, (2, 1, 16, 8, 4), dtype=np.int8)]
+    r = run_build(build_package(tmp_path / "p", "host"), xs)
+    for i in range(2):
+        np.testing.assert_array_equal(r.outputs[0][i], run_with_tvm(mod, xs[0][i]))

@@ -8,7 +8,9 @@ from memory_planner import Graph
 
 
 @st.composite
-def graphs(draw, min_ops: int = 1, max_ops: int = 7, max_size: int = 300):
+def graphs(draw, min_ops: int = 1, max_ops: int = 7, max_size: int = 300, ranges: bool = False):
+    """Random DAGs; with ``ranges``, operators that are neither views nor in place read some of
+    their inputs over a random byte range (slices: progressive release)."""
     n_inputs = draw(st.integers(1, 2))
     g = Graph("random")
     available: list[str] = []
@@ -39,7 +41,15 @@ def graphs(draw, min_ops: int = 1, max_ops: int = 7, max_size: int = 300):
         inplace = draw(st.integers(0, 3)) == 0
         # an accumulating operator names the inputs it may overwrite (else: any input)
         named = draw(st.lists(st.sampled_from(ins), max_size=1, unique=True)) if inplace else []
-        g.add_operator(f"op{k}", ins, outs, workspace=ws, kind="op", inplace=inplace, inplace_inputs=named)
+        reads = {}
+        if ranges and not inplace:
+            for t in ins:
+                size = g.tensors[t].size
+                if size > 1 and draw(st.integers(0, 2)) > 0:
+                    lo = draw(st.integers(0, size - 1))
+                    reads[t] = (lo, draw(st.integers(lo + 1, size)))
+        g.add_operator(f"op{k}", ins, outs, workspace=ws, kind="op", inplace=inplace, inplace_inputs=named,
+                       reads=reads)
         for t in ins:
             unread.discard(t)
         available += outs

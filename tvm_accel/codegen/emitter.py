@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TvmAccelError
-from .graph import ExternKernel, Graph, accumulated_input, c_identifier, data_args, extract_graph
+from .graph import ExternKernel, Graph, accumulated_input, c_identifier, data_args, extract_graph, read_range
 
 ALIGN = 16
 CODEGEN_VERSION = "1"  # bump when kernel_c's post-processing changes (kernel cache key)
@@ -116,7 +116,8 @@ def plan_memory(graph: Graph, order: str = "optimal", layout: str = "optimal", a
         acc = accumulated_input(graph, s)
         g.add_operator(f"s{s.index}", list(dict.fromkeys(name(a) for a in acts)), [name(o) for o in s.outputs],
                        workspace=s.workspace, kind=s.op, inplace=acc is not None,
-                       inplace_inputs=[name(acc)] if acc is not None else [])
+                       inplace_inputs=[name(acc)] if acc is not None else [],
+                       reads={name(a): r for a in acts if (r := read_range(graph, s, a)) is not None})
         for o in s.outputs:
             for a in aliases_of.get(o, []):
                 g.add_operator(f"alias{a}", [name(o)], [name(a)], alias=True, kind="reshape")
@@ -169,9 +170,16 @@ def plan_from_recorded(graph: Graph, rec: dict) -> ArenaPlan:
 
 def check_plan(graph: Graph, plan: ArenaPlan) -> None:
     """Refuse a plan that runs a step before its inputs exist, overlaps two buffers alive at
-    the same step, or puts a buffer outside the arena. The one sharing allowed: an
-    accumulating step (``accumulated_input``) writing its output over the accumulator it
-    reads, at the same offset, when that accumulator dies at this step."""
+    the same step, or puts a buffer outside the arena. The sharing allowed: an accumulating
+    step (``accumulated_input``) writing its output over the accumulator it reads, at the
+    same offset, when that accumulator dies at this step; and a buffer written into the first
+    bytes of another that no step reads any more (progressive release: the planner's rule,
+    ``memory_planner.layout.prefix_allowance``, from the bytes each step reads,
+    ``read_range``)."""
+    from memory_planner import Storage
+    from memory_planner.graph import dead_prefixes
+    from memory_planner.layout import Block, prefix_allowance
+
     order = plan.order if plan.order is not None else list(range(len(graph.steps)))
     if sorted(order) != list(range(len(graph.steps))):
         raise TvmAccelError("memory plan's order is not a permutation of the model's steps")
@@ -195,8 +203,32 @@ def check_plan(graph: Graph, plan: ArenaPlan) -> None:
                 and plan.offsets.get(acc) == plan.offsets.get(out):
             in_place.add((acc, out))
             in_place.add((out, acc))
+    # the planner's buffers, for its dead-prefix rule: producer, readers and first bytes read
+    T = graph.tensors
+    producer: dict = {}
+    readers: dict = {}
+    starts: dict = {}
+    for s in graph.steps:
+        for o in s.outputs:
+            producer.setdefault(T[o].storage, s.index)
+        for a in data_args(graph, s):
+            key = T[a].storage
+            r = read_range(graph, s, a)
+            readers.setdefault(key, set()).add(s.index)
+            lo = r[0] if r else 0
+            reads = starts.setdefault(key, {})
+            reads[s.index] = min(reads.get(s.index, lo), lo)
+    outputs = {T[o].storage for o in graph.outputs}
+    keys = _buffers(graph)
+    planner_bufs = [Storage(str(k), graph.buffer_bytes(k), (), k[1] if isinstance(k, tuple) else producer.get(k),
+                            frozenset() if isinstance(k, tuple) else frozenset(readers.get(k, ())),
+                            is_output=k in outputs,
+                            read_start={u: lo for u, lo in starts.get(k, {}).items() if lo > 0})
+                    for k in keys]
+    block = {k: Block(graph.buffer_bytes(k), life[k][0], life[k][1], dead, not isinstance(k, tuple) and k not in producer)
+             for k, dead in zip(keys, dead_prefixes(planner_bufs, order))}
     spans = []
-    for key in _buffers(graph):
+    for key in keys:
         size = graph.buffer_bytes(key)
         label = f"workspace of step {key[1]}" if isinstance(key, tuple) else graph.tensors[key].name
         if key not in plan.offsets:
@@ -210,7 +242,9 @@ def check_plan(graph: Graph, plan: ArenaPlan) -> None:
     for i, (ka, a, oa, sa, la) in enumerate(spans):
         for kb, b, ob, sb, lb in spans[i + 1:]:
             if (la[0] <= lb[1] and lb[0] <= la[1] and oa < ob + sb and ob < oa + sa
-                    and (ka, kb) not in in_place):
+                    and (ka, kb) not in in_place
+                    and ob + sb > oa + prefix_allowance(block[ka], block[kb])
+                    and oa + sa > ob + prefix_allowance(block[kb], block[ka])):
                 raise TvmAccelError(
                     f"memory plan overlaps live buffers {a} [{oa}, {oa + sa}) and {b} [{ob}, {ob + sb})"
                 )

@@ -128,6 +128,24 @@ def accumulated_input(graph: Graph, step: Step) -> int | None:
     return data[k]
 
 
+def read_range(graph: Graph, step: Step, tid: int) -> tuple[int, int] | None:
+    """Bytes [lo, hi) of the input tensor ``tid`` that ``step`` reads when it reads only part
+    of it (a ``slice``: the box ``begin`` + its output shape, first to last element), None when
+    it reads all of it. The one place where the planner graphs and the emitter's plan check
+    learn which bytes a kernel reads (a box of a view is the same bytes of its storage)."""
+    from memory_planner import PlanningError, box_byte_range
+
+    if step.op != "slice" or len(step.outputs) != 1 or data_args(graph, step) != [tid]:
+        return None
+    src, out = graph.tensors[tid], graph.tensors[step.outputs[0]]
+    try:
+        begin = [int(b) for b in step.attrs.get("begin", ())]
+        lo, hi = box_byte_range(src.shape, begin, out.shape, np.dtype(src.dtype).itemsize)
+    except (TypeError, ValueError, PlanningError):
+        return None  # not a box we can read: counted as a whole read
+    return None if (lo, hi) == (0, src.nbytes) else (lo, hi)
+
+
 def _shape_dtype(ty, what: str) -> tuple[tuple[int, ...], str]:
     from tvm import relax
 
