@@ -71,6 +71,55 @@ class GemminiLayer:
         """bias - input_zero_point * sum(w): Gemmini multiplies raw int8 inputs."""
         return self.bias.astype(np.int64) - self.input_zero_point * self.weight_sums()
 
+    def constant_channels(self) -> np.ndarray:
+        """Output channels whose weights are all zero (pruned channels): their accumulator is
+        their bias whatever the input."""
+        return np.all(self.weight.reshape(-1, self.out_ch) == 0, axis=0)
+
+    def constant_outputs(self) -> np.ndarray:
+        """Per channel, TFLite's output for an accumulator equal to the bias: the output of a
+        constant channel (integer requantization, zero point, activation clamp)."""
+        from ..quant import multiply_by_quantized_multiplier
+
+        y = multiply_by_quantized_multiplier(self.bias.astype(np.int64), self.multiplier, self.shift,
+                                             self.rounding) + self.output_zero_point
+        return np.clip(y, max(self.act_min, -128), min(self.act_max, 127))
+
+    def gemmini_readout(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(fp32 scale per channel, int32 bias per channel) for Gemmini's scaled read-out: the
+        bias in accumulator units with the input zero point folded in (``folded_bias``) and the
+        output zero point as round(zp_out / scale). Constant channels (``constant_channels``;
+        TFLite models give pruned channels biases of +-2^30 and tiny or zero scales) read out their
+        exact TFLite output instead: scale 1 and that output as the bias when every channel has
+        its own scale, else the bias whose product with the shared scale rounds to it. None when
+        the read-out cannot express the layer: a zero scale on a channel with weights, or an
+        accumulator that could leave int32 for some int8 input."""
+        scales = self.scales().copy()
+        const = self.constant_channels()
+        s64 = scales.astype(np.float64)
+        if np.any(s64[~const] <= 0):
+            return None
+        bias = self.folded_bias().copy()
+        live = ~const
+        bias[live] += np.rint(self.output_zero_point / s64[live]).astype(np.int64)
+        outs = self.constant_outputs()
+        for k in np.flatnonzero(const):
+            if not self.per_tensor:
+                scales[k], bias[k] = np.float32(1.0), int(outs[k])
+                continue
+            if s64[k] <= 0:
+                return None
+            near = int(np.rint(outs[k] / s64[k]))
+            hits = [b for b in range(near - 2, near + 3)
+                    if np.clip(np.rint(np.float32(b) * scales[k]), -128, 127) == outs[k]]
+            if not hits:
+                return None
+            bias[k] = hits[0]
+        reach = np.abs(self.weight.astype(np.int64)).reshape(-1, self.out_ch).sum(axis=0) * 128
+        if np.any(np.abs(bias) + reach >= 2**31):
+            return None
+        return scales.astype(np.float32), bias
+
     def schedule_layer(self):
         from schedules import Layer
 
