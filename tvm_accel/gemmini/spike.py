@@ -129,7 +129,7 @@ def build_elf(build: GemminiBuild, inputs: list[np.ndarray], out_elf: str | Path
     gen.mkdir(exist_ok=True)
     (gen / "tva_inputs.c").write_text(src)
     sources = sorted(pkg.glob("*.c")) + [CODEGEN_RUNTIME / "tvm_backend.c", RUNTIME_DIR / "tva_spike_harness.c",
-                                         gen / "tva_inputs.c"]
+                                         RUNTIME_DIR / "tva_spike_platform.c", gen / "tva_inputs.c"]
     out = Path(out_elf) if out_elf else gen / "model.elf"
     if progress:
         progress(f"compiling {build.info.name} for RISC-V (Spike + Gemmini {build.config})")
@@ -320,7 +320,7 @@ def run_layer(layer, inputs: np.ndarray, *, schedule: str = "cosa", exact: bool 
     ws = padded + out_bytes * 4 + 64
     elf = spike_sim.build_program(
         [work / "layer.c", work / "layer_inputs.c", CODEGEN_RUNTIME / "tvm_backend.c",
-         RUNTIME_DIR / "tva_layer_harness.c"], work / "layer.elf",
+         RUNTIME_DIR / "tva_layer_harness.c", RUNTIME_DIR / "tva_spike_platform.c"], work / "layer.elf",
         include_dirs=[CODEGEN_RUNTIME, RUNTIME_DIR], config=cfg, opt_level="-O2",
         defines={"TVA_LAYER_FN": f"__tvm_ffi_{symbol}", "TVA_IN_BYTES": in_bytes, "TVA_OUT_BYTES": out_bytes,
                  "TVA_WS_BYTES": ws},

@@ -4,7 +4,8 @@
  *   @@tva layer S 0 cycles C accel A
  *   @@tva out S 0 <hex bytes>
  * Compile with -DTVA_LAYER_FN=<the function> -DTVA_IN_BYTES=.. -DTVA_OUT_BYTES=.. -DTVA_WS_BYTES=..
- * and the generated inputs (tva_layer_inputs, tva_num_samples). */
+ * and the generated inputs (tva_layer_inputs, tva_num_samples); platform services:
+ * tva_spike_platform.c. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,13 +35,6 @@ void tva_gemmini_layer_done(int layer, uint64_t cycles, uint64_t accel_cycles) {
 void tva_gemmini_layer_profile(int layer, const uint64_t *v) { (void)layer; (void)v; }
 #endif
 
-void tva_puts(const char *s) { fputs(s, stdout); }
-void tva_put_uint(unsigned long v) { printf("%lu", v); }
-void tva_exit(int code) { exit(code); }
-int tva_open(const char *name, int write) { (void)name; (void)write; return -1; }
-long tva_read(int handle, void *buf, unsigned long n) { (void)handle; (void)buf; (void)n; return -1; }
-int tva_write(int handle, const void *buf, unsigned long n) { (void)handle; (void)buf; (void)n; return -1; }
-void tva_close(int handle) { (void)handle; }
 
 int main(void) {
   DLTensor tin = {(void *)in_buf, {1, 0}, 1, {0, 8, 1}, NULL, NULL, 0};

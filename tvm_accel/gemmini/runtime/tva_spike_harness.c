@@ -4,7 +4,7 @@
  *   @@tva sample S cycles C
  *   @@tva layer S L cycles C accel A   (A: the Gemmini part, from the first tile to the fence)
  *   @@tva out S I <hex bytes>
- * Also the platform services the kernels' support code needs (tvm_accel_platform.h). */
+ * The platform services of the kernels' support code are in tva_spike_platform.c. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,13 +37,6 @@ void tva_gemmini_layer_profile(int layer, const uint64_t *v) {
 }
 #endif
 
-void tva_puts(const char *s) { fputs(s, stdout); }
-void tva_put_uint(unsigned long v) { printf("%lu", v); }
-void tva_exit(int code) { exit(code); }
-int tva_open(const char *name, int write) { (void)name; (void)write; return -1; }
-long tva_read(int handle, void *buf, unsigned long n) { (void)handle; (void)buf; (void)n; return -1; }
-int tva_write(int handle, const void *buf, unsigned long n) { (void)handle; (void)buf; (void)n; return -1; }
-void tva_close(int handle) { (void)handle; }
 
 int main(void) {
   uint32_t in_total = 0;
