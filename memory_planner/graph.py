@@ -8,7 +8,9 @@ A ``Graph`` is a small, TVM-free description of one inference:
   (scratch bytes alive only while it runs) and may be an ``alias`` (reshape / squeeze /
   flatten: its single output is a view of its single input, no copy, no new storage). It
   may say which bytes of an input it reads (``reads``: tensor -> [lo, hi); default: all of
-  it), e.g. a slice that copies one tile's box out of a feature map.
+  it), e.g. a slice that copies one tile's box out of a feature map. A ``gather`` operator
+  (a concatenation whose inputs are contiguous in its output, one after the other) lets the
+  planner write each input straight into its place in the output (below).
 - model ``inputs`` (tensors no operator produces) and ``outputs`` (tensors that must survive
   the whole inference).
 
@@ -30,6 +32,13 @@ the usual non-overlap (``layout.prefix_allowance``). Tiles that read a model inp
 release it row by row. A range read of a view (or of an in-place output) is the same range of
 the bytes of the buffer it shares: views and in-place outputs start at the buffer's first
 byte. Alias operators themselves count as whole reads.
+
+Gathered pieces: an input of a ``gather`` operator that only this operator reads (not a
+view, not a model input or output, its place in the output aligned) is stored at its place
+inside the output (``Storage.inside``): the tiles of a fused tiling write the output piece by
+piece, and the gather copies every byte onto itself. At the gather step a piece is part of
+its output (it is not counted twice), and the output's bytes are taken piece by piece, as
+the pieces are written.
 """
 
 from __future__ import annotations
@@ -57,6 +66,7 @@ class Operator:
     inplace: bool = False  # output[0] may overwrite an input that dies here (see storages())
     inplace_inputs: tuple[str, ...] = ()  # the inputs it may overwrite; () = any (elementwise)
     reads: tuple[tuple[str, int, int], ...] = ()  # (input, lo, hi): reads only bytes [lo, hi) of it
+    gather: bool = False  # output[0] is its inputs' bytes one after the other (a contiguous concatenation)
 
     def read_range(self, tensor: str, size: int) -> tuple[int, int]:
         """Bytes [lo, hi) of input ``tensor`` (of ``size`` bytes) this operator reads."""
@@ -98,6 +108,7 @@ class Graph:
         inplace: bool = False,
         inplace_inputs: Sequence[str] = (),
         reads: Mapping[str, tuple[int, int]] | None = None,
+        gather: bool = False,
     ) -> Operator:
         if any(op.name == name for op in self.operators):
             raise PlanningError(f"operator {name!r} is defined twice")
@@ -117,8 +128,11 @@ class Graph:
         if (alias or inplace) and ranges:
             raise PlanningError(f"{'alias' if alias else 'in-place'} operator {name!r} cannot read a byte range "
                                 "(it reads its inputs whole)")
+        if gather and (alias or inplace or len(outputs) != 1 or len(set(inputs)) != len(inputs)):
+            raise PlanningError(f"gather operator {name!r} must have distinct inputs, one output, and be "
+                                "neither an alias nor in place")
         op = Operator(name, tuple(inputs), tuple(outputs), workspace, alias, kind, inplace, tuple(inplace_inputs),
-                      tuple(ranges))
+                      tuple(ranges), gather)
         self.operators.append(op)
         self._checked = False
         return op
@@ -165,6 +179,8 @@ class Graph:
                 if not 0 <= lo < hi <= self.tensors[t].size:
                     raise PlanningError(f"operator {op.name!r} reads bytes [{lo}, {hi}) of {t!r}, which has "
                                         f"{self.tensors[t].size} bytes")
+            if op.gather and sum(self.tensors[t].size for t in op.inputs) != self.tensors[op.outputs[0]].size:
+                raise PlanningError(f"gather operator {op.name!r}: its inputs' sizes do not add up to its output's")
             if op.alias:
                 if len(op.inputs) != 1 or len(op.outputs) != 1:
                     raise PlanningError(f"alias operator {op.name!r} must have one input and one output")
@@ -248,19 +264,23 @@ class Storage:
     is_output: bool = False  # alive until the end
     workspace_of: int | None = None
     read_start: dict[int, int] = field(default_factory=dict)  # reader -> first byte it reads (if > 0)
+    inside: tuple[str, int] | None = None  # (buffer, byte offset): a gathered piece stored in its output
 
     def padded(self, align: int) -> int:
         return -(-self.size // align) * align if self.size else 0
 
 
-def storages(graph: Graph, inputs_in_arena: bool = True, outputs_in_arena: bool = True) -> list[Storage]:
+def storages(graph: Graph, inputs_in_arena: bool = True, outputs_in_arena: bool = True,
+             align: int = 1) -> list[Storage]:
     """The buffers that need arena space.
 
     Alias views share the bytes of the tensor they view. An in-place operator's output[0]
     takes the bytes of its first input (among ``inplace_inputs`` if it names them: an
     accumulating operator may overwrite its accumulator, not its other inputs) that (with its
     views) is read by this operator only, is not a model input or output, and is at least as
-    large: that input dies here in every order, so the merge never depends on the order."""
+    large: that input dies here in every order, so the merge never depends on the order. A
+    gathered piece (see the module doc; its place in the output a multiple of ``align``) is
+    stored inside its output."""
     graph.check()
     root: dict[str, str] = {}
     for op in graph.operators:  # original order is topological: roots are known first
@@ -330,6 +350,20 @@ def storages(graph: Graph, inputs_in_arena: bool = True, outputs_in_arena: bool 
             Storage(r, size, tuple(ts), None if is_input else graph._producer[r], frozenset(users[r]),
                     is_input, is_output, read_start=partial)
         )
+    by_name = {b.name: b for b in result}
+    home = {t: b.name for b in result for t in b.tensors}
+    containers: set[str] = set()
+    for i, op in enumerate(graph.operators):
+        if not op.gather or op.outputs[0] not in home:
+            continue
+        dest = 0
+        for t in op.inputs:
+            piece = by_name.get(t)
+            if (piece is not None and piece.tensors == (t,) and piece.users == {i} and not piece.is_input
+                    and not piece.is_output and dest % align == 0 and t not in containers):
+                piece.inside = (home[op.outputs[0]], dest)  # (not nested: a piece holds no pieces)
+                containers.add(home[op.outputs[0]])
+            dest += graph.tensors[t].size
     for i, op in enumerate(graph.operators):
         if op.workspace:
             result.append(Storage(f"{op.name}/workspace", op.workspace, (), i, frozenset(), workspace_of=i))
@@ -402,7 +436,7 @@ def live_bytes(bufs: Sequence[Storage], order: Sequence[int], align: int = 1) ->
     curve = [0] * len(order)
     for b, lt, dead in zip(bufs, lifetimes(bufs, order), dead_prefixes(bufs, order, align)):
         s = b.padded(align)
-        for t in range(lt.first, lt.last + 1):
+        for t in range(lt.first, lt.last + (0 if b.inside else 1)):  # a gathered piece is in its output at the end
             curve[t] += s - dead_at(dead, t)
     return curve
 
@@ -425,7 +459,7 @@ def box_byte_range(shape: Sequence[int], begin: Sequence[int], extent: Sequence[
 
 def peak_of_order(graph: Graph, order: Sequence[int], align: int = 1,
                   inputs_in_arena: bool = True, outputs_in_arena: bool = True) -> int:
-    return max(live_bytes(storages(graph, inputs_in_arena, outputs_in_arena), order, align))
+    return max(live_bytes(storages(graph, inputs_in_arena, outputs_in_arena, align), order, align))
 
 
 __all__ = ["Tensor", "Operator", "Graph", "Storage", "Lifetime", "storages", "lifetimes",

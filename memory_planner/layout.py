@@ -40,6 +40,7 @@ class Block:
     last: int
     dead: tuple[tuple[int, int], ...] = ()  # (step, bytes): its first bytes dead from that step on
     preset: bool = False  # written before step 0 (a model input), not by the operator of ``first``
+    inside: tuple[int, int] | None = None  # (block, byte offset): a gathered piece, placed in that block
 
     def dead_at(self, step: int) -> int:
         return dead_at(self.dead, step)
@@ -72,15 +73,31 @@ class Layout:
 
 
 def conflicts(blocks: Sequence[Block]) -> list[list[int]]:
-    """For each block, the blocks alive at some common step."""
+    """For each block, the blocks alive at some common step (a gathered piece and the block
+    it is placed in excepted: their relative place is fixed)."""
     idx = sorted(range(len(blocks)), key=lambda i: blocks[i].first)
     out: list[list[int]] = [[] for _ in blocks]
     for a_pos, i in enumerate(idx):
         for j in idx[a_pos + 1:]:
             if blocks[j].first > blocks[i].last:
                 break
+            if (blocks[i].inside or (None,))[0] == j or (blocks[j].inside or (None,))[0] == i:
+                continue
             out[i].append(j)
             out[j].append(i)
+    return out
+
+
+def groups(blocks: Sequence[Block]) -> list[list[tuple[int, int]]]:
+    """For each block, the blocks placed with it: [(block, offset from the group's base)]
+    (a block and the gathered pieces inside it; a single block otherwise)."""
+    members: dict[int, list[tuple[int, int]]] = {}
+    for i, b in enumerate(blocks):
+        if b.inside is not None:
+            members.setdefault(b.inside[0], [(b.inside[0], 0)]).append((i, b.inside[1]))
+    out = []
+    for i, b in enumerate(blocks):
+        out.append(members[b.inside[0]] if b.inside is not None else members.get(i, [(i, 0)]))
     return out
 
 
@@ -96,12 +113,13 @@ def live_lower_bound(blocks: Sequence[Block]) -> int:
     steps = max(b.last for b in blocks) + 1
     curve = [0] * (steps + 1)
     for b in blocks:
+        end = b.last if b.inside else b.last + 1  # a gathered piece is in its block at its last step
         curve[b.first] += b.size
-        curve[b.last + 1] -= b.size
+        curve[end] -= b.size
         prev = 0
         for s, n in b.dead:
             curve[s] -= n - prev
-            curve[b.last + 1] += n - prev
+            curve[end] += n - prev
             prev = n
     best = run = 0
     for d in curve:
@@ -112,18 +130,26 @@ def live_lower_bound(blocks: Sequence[Block]) -> int:
 
 def first_fit(blocks: Sequence[Block], priority: Sequence[int], align: int,
               conf: list[list[int]] | None = None) -> list[int]:
-    """Place blocks in ``priority`` order, each at the lowest aligned offset that fits."""
+    """Place blocks in ``priority`` order, each at the lowest aligned offset that fits (a block
+    and its gathered pieces together)."""
     conf = conflicts(blocks) if conf is None else conf
+    group = groups(blocks)
     offsets: list[int | None] = [None] * len(blocks)
     for i in priority:
-        z = blocks[i]
-        placed = sorted(blocked_span(blocks[j], offsets[j], z) for j in conf[i] if offsets[j] is not None)
+        if offsets[i] is not None:
+            continue
+        # the group's base ``cand`` must avoid (lo, hi), open, for every member and placed block
+        forbidden = sorted((a - rel - blocks[m].size, b - rel) for m, rel in group[i] for j in conf[m]
+                           if offsets[j] is not None
+                           for a, b in (blocked_span(blocks[j], offsets[j], blocks[m]),))
         cand = 0
-        for a, b in placed:
-            if cand + z.size <= a:
+        for lo, hi in forbidden:
+            if cand <= lo:
                 break
-            cand = max(cand, -(-b // align) * align)
-        offsets[i] = cand
+            if cand < hi:
+                cand = -(-hi // align) * align
+        for m, rel in group[i]:
+            offsets[m] = cand + rel
     return offsets  # type: ignore[return-value]
 
 
@@ -156,6 +182,9 @@ def optimal_offsets(blocks: Sequence[Block], align: int, hint: Sequence[int], ti
         unit = math.gcd(unit, b.size)
     for c in allowance.values():
         unit = math.gcd(unit, c)
+    for b in blocks:
+        if b.inside is not None:
+            unit = math.gcd(unit, b.inside[1])
     unit = max(unit, align)  # every size (and dead prefix) is a multiple of align, so unit is too
     upper = arena_size(blocks, hint)
     lower = live_lower_bound(blocks)
@@ -175,7 +204,10 @@ def optimal_offsets(blocks: Sequence[Block], align: int, hint: Sequence[int], ti
         offs.append(off)
         if hint[i] % unit == 0:
             m.AddHint(off, hint[i] // unit)
-    if not allowance:
+    for i, b in enumerate(blocks):
+        if b.inside is not None:  # a gathered piece at its place in its block
+            m.Add(offs[i] == offs[b.inside[0]] + b.inside[1] // unit)
+    if not allowance and not any(b.inside is not None for b in blocks):
         m.AddNoOverlap2D(xs, ys)
     else:  # pair by pair: j below i (in i's dead prefix, if any) or above it
         for i in range(len(blocks)):

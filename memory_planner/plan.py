@@ -135,11 +135,13 @@ def plan(graph: Graph, order: str | Sequence[str] = "optimal", layout: str = "op
     if not isinstance(align, int) or align < 1:
         raise PlanningError(f"alignment must be a positive integer, not {align!r}")
     graph.check()
-    bufs = storages(graph, inputs_in_arena, outputs_in_arena)
+    bufs = storages(graph, inputs_in_arena, outputs_in_arena, align)
     sched = schedule(graph, bufs, align, order, time_limit=order_time_limit)
     lts = lifetimes(bufs, sched.order)
     deads = dead_prefixes(bufs, sched.order, align)
-    blocks = [Block(b.padded(align), lt.first, lt.last, d, b.producer is None and b.workspace_of is None)
+    index = {b.name: i for i, b in enumerate(bufs)}
+    blocks = [Block(b.padded(align), lt.first, lt.last, d, b.producer is None,
+                    (index[b.inside[0]], b.inside[1]) if b.inside else None)
               for b, lt, d in zip(bufs, lts, deads)]
     lay = make_layout(blocks, align, layout, time_limit=layout_time_limit)
     live = live_bytes(bufs, sched.order, align)

@@ -13,9 +13,10 @@
   order known; ``optimal`` is False if the time limit stopped it.
 
 The peak of an order is always measured by ``graph.live_bytes``, the single definition.
-When operators read byte ranges (dead prefixes, see ``graph``), the downset search counts
-them exactly; series-parallel and CP-SAT count whole buffers, so their orders are then
-candidates, proven optimal only when they meet the lower bound.
+When operators read byte ranges (dead prefixes, see ``graph``) or gather pieces into their
+output, the downset search counts that exactly; series-parallel and CP-SAT count whole
+buffers, so their orders are then candidates, proven optimal only when they meet the lower
+bound.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def local_lower_bound(graph: Graph, bufs: Sequence[Storage], align: int) -> int:
     for b in bufs:
         s = b.padded(align)
         for u in b.users:  # a reader needs the buffer from the first byte it reads on
-            per_op[u] += s - b.read_start.get(u, 0) // align * align
+            if not b.inside:  # (a gathered piece is inside its reader's output)
+                per_op[u] += s - b.read_start.get(u, 0) // align * align
         if b.producer is not None:
             per_op[b.producer] += s
         if b.is_input:
@@ -93,6 +95,9 @@ def dp_order(graph: Graph, bufs: Sequence[Storage], align: int, state_limit: int
         if b.producer is not None:
             produced_by[b.producer].append(i)
     alloc = [sum(size[i] for i in produced_by[v]) for v in range(n)]
+    for b, s in zip(bufs, size):  # a gathered piece is inside the output of its reader
+        if b.inside:
+            alloc[next(iter(b.users))] -= s
 
     def mem(S: int) -> int:
         total = 0
@@ -186,7 +191,7 @@ def cpsat_order(graph: Graph, bufs: Sequence[Storage], align: int, time_limit: f
                 before = done[u][t - 1] if t else 0
                 m.Add(alive >= made - before)
             terms[t].append(s * alive)
-    whole = [dataclasses.replace(b, read_start={}) for b in bufs]  # the model counts whole buffers
+    whole = [dataclasses.replace(b, read_start={}, inside=None) for b in bufs]  # the model counts whole buffers
     upper = _order_peak(whole, hint, align)
     peak = m.NewIntVar(min(lower_bound, upper), upper, "peak")
     for t in range(n):
@@ -263,7 +268,7 @@ def schedule(graph: Graph, bufs: Sequence[Storage], align: int = 16, method: str
                         time.perf_counter() - t0)
     # dead prefixes: series-parallel and CP-SAT model whole buffers, so their orders are only
     # candidates (the downset search counts dead prefixes and stays exact)
-    whole = not any(b.read_start for b in bufs)
+    whole = not any(b.read_start or b.inside for b in bufs)
     best, best_peak, method = original, orig_peak, "original (no better order found in time)"
     order = sp_order(graph, bufs, align)
     if order is not None:

@@ -10,7 +10,8 @@ two tensors alive at the same step never share a byte unless one is an alias vie
 or an in-place operator's output over the input it overwrites (then they must start at the
 same offset), or one of them is written by an operator into the other's first bytes that no
 operator reads at that step or later (progressive release; re-derived here from the
-operators' read ranges).
+operators' read ranges), or one is an input of a gather operator lying exactly at its place in
+the gather's output, which is its only reader.
 """
 
 from __future__ import annotations
@@ -112,6 +113,19 @@ def violations(graph: Graph, order: Sequence[str], offsets: Mapping[str, int], a
             return 0
         return min((lo for s, lo in group_reads.get(group, []) if s >= step), default=0)
 
+    # gathered pieces: (piece, output) -> where the piece's bytes go in the output
+    place: dict[tuple[str, str], int] = {}
+    for op in graph.operators:
+        if op.gather:
+            at = 0
+            for t in op.inputs:
+                place[t, op.outputs[0]] = at
+                at += graph.tensors[t].size
+
+    def at_its_place(p: tuple, y: tuple) -> bool:
+        """p is gathered into y, at its place, and nothing reads p after the gather."""
+        return (p[0], y[0]) in place and p[2] == y[2] + place[p[0], y[0]] and p[5] == y[4]
+
     def fits_dead(x: tuple, z: tuple) -> bool:
         """z is written (by an operator, at its first step) into x's dead first bytes."""
         written_by_op = z[0] in written_at or z[0] not in graph.tensors  # a tensor or a workspace
@@ -156,7 +170,8 @@ def violations(graph: Graph, order: Sequence[str], offsets: Mapping[str, int], a
             if a[1] == b[1]:
                 continue
             if (a[4] <= b[5] and b[4] <= a[5] and a[2] < b[2] + b[3] and b[2] < a[2] + a[3]
-                    and not fits_dead(a, b) and not fits_dead(b, a)):
+                    and not fits_dead(a, b) and not fits_dead(b, a)
+                    and not at_its_place(a, b) and not at_its_place(b, a)):
                 problems.append(
                     f"{a[0]} [{a[2]}, {a[2] + a[3]}) and {b[0]} [{b[2]}, {b[2] + b[3]}) overlap "
                     f"while both are alive (steps {max(a[4], b[4])}..{min(a[5], b[5])})")

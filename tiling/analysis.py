@@ -90,7 +90,9 @@ def path_operands(an: "Analysis", v: Value, prev: str | None = None) -> tuple[st
 class TiledOp:
     """One operator of a tiled path on the planner's graph. ``accumulator``: the input the
     operator adds into and overwrites in place (an int32 partial sum), None if it has none.
-    ``reads``: (input, lo, hi) for an input it reads only bytes [lo, hi) of (a slice's box)."""
+    ``reads``: (input, lo, hi) for an input it reads only bytes [lo, hi) of (a slice's box).
+    ``gather``: a concat of pieces contiguous in its output (the planner may store each piece
+    at its place in it, ``memory_planner.Operator.gather``)."""
 
     name: str
     inputs: tuple[str, ...]
@@ -99,6 +101,7 @@ class TiledOp:
     kind: str
     accumulator: str | None = None
     reads: tuple[tuple[str, int, int], ...] = ()
+    gather: bool = False  # a concatenation of pieces that lie one after the other in its output
 
 
 def box_read(tensor: str, shape, begin, extent, dtype) -> tuple[tuple[str, int, int], ...]:

@@ -117,13 +117,13 @@ def _apply(an: Analysis, st: _State, path, n: int) -> tuple[Graph, list[str], li
     for i, op in enumerate(g.operators):
         if op.name not in removed_ops:
             ng.add_operator(op.name, op.inputs, op.outputs, op.workspace, op.alias, op.kind, op.inplace,
-                            op.inplace_inputs, reads={t: (lo, hi) for t, lo, hi in op.reads})
+                            op.inplace_inputs, reads={t: (lo, hi) for t, lo, hi in op.reads}, gather=op.gather)
         if i == last:
             for t in new_ops:
                 ng.add_operator(t.name, t.inputs, t.outputs, workspace=int(t.workspace), kind=t.kind,
                                 inplace=t.accumulator is not None,
                                 inplace_inputs=[t.accumulator] if t.accumulator else [],
-                                reads={r[0]: (r[1], r[2]) for r in t.reads})
+                                reads={r[0]: (r[1], r[2]) for r in t.reads}, gather=t.gather)
     steps = [t.name for t in new_ops]
     # the partitions run where the path's first operator ran, or after the producers of what
     # it reads from outside (side inputs) if they ran later (the path's values have no reader

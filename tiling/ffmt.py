@@ -398,8 +398,9 @@ def tiled_operators(an: Analysis, path: FfmtPath, n: int, graph_ops: dict):
     for name in path.chain:
         v = an.values[name]
         extra_macs -= v.shape[1] * v.shape[2] * _macs_per_pixel(v)
-    if path.end_kind == "concat":
-        ops.append(TiledOp(path.end, tuple(pieces), (path.end,), 0, "concat"))
+    if path.end_kind == "concat":  # strips / rows of tiles along H: contiguous in the output (N = 1)
+        ops.append(TiledOp(path.end, tuple(pieces), (path.end,), 0, "concat",
+                           gather=an.values[path.end].shape[0] == 1 and len(pieces) > 1))
     else:
         finish = {"pool": "avg_pool_finish", "mean": "mean_finish", "lip": "requantize_acc"}[path.end_kind]
         ops.append(TiledOp(path.end, (prev_acc,), (path.end,), 0, finish))

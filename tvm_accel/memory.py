@@ -6,7 +6,8 @@
   emitter's: one operator per kernel call, one tensor per binding var (``<var>_<i>`` for the
   fields of a multi-output call), shape-only operators (reshape, squeeze, expand_dims,
   flatten) resolved to the storage they view, weights left out (they are in flash); a slice
-  reads only the bytes of its box (``codegen.graph.read_range``: progressive release). Each
+  reads only the bytes of its box (``codegen.graph.read_range``: progressive release), and a
+  concat of contiguous pieces is a gather (``codegen.graph.gathered_inputs``). Each
   kernel's scratch is what its C requests from ``TVMBackendAllocWorkspace`` (measured by the
   C emitter), or, with ``workspace="tir"``, the global buffers allocated in its PrimFunc body.
 - ``memory_graph(codegen_graph)``: the same conversion for a graph the C emitter already has.
@@ -122,7 +123,7 @@ def memory_graph(cg, workspace_of: dict[str, int] | None = None, inplace: bool =
     bytes by kernel name (default: each step's ``workspace`` field). Accumulating kernels
     (``tvm_accel.codegen.graph.accumulated_input``) are always in place over their
     accumulator."""
-    from .codegen.graph import accumulated_input, read_range
+    from .codegen.graph import accumulated_input, gathered_inputs, read_range
 
     T = cg.tensors
     names = [t.name for t in T if t.kind != "weight"]
@@ -159,7 +160,7 @@ def memory_graph(cg, workspace_of: dict[str, int] | None = None, inplace: bool =
         reads = {storage_name(a): r for a in step.args if (r := read_range(cg, step, a)) is not None}
         g.add_operator(outs[0], ins, outs, workspace=ws, kind=step.op, inplace=bool(elementwise) or acc is not None,
                        inplace_inputs=[storage_name(acc)] if acc is not None and not elementwise else [],
-                       reads=reads)
+                       reads=reads, gather=gathered_inputs(cg, step) is not None and not elementwise and acc is None)
         step_names.append(outs[0])
     for tid in cg.outputs:
         g.mark_output(storage_name(tid))

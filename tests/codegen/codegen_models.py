@@ -124,11 +124,13 @@ def partial_sums(k=8, m=12, parts=3, seed=0):
     return bb.get()
 
 
-def row_slices(h=16, w=8, c=4):
+def row_slices(h=16, w=8, c=4, join="add"):
     """int8 [1, h, w, c] input read by two ``slice`` kernels (its top and bottom halves, as
-    fused feature-map tiling does), each half requantized, the halves added -> [1, h/2, w, c].
-    The first half's result may lie in the input rows no later step reads (progressive
-    release); TVM's VM is the reference for the C build."""
+    fused feature-map tiling does), each half requantized, the halves added -> [1, h/2, w, c]
+    (``join="add"``) or concatenated back along H -> [1, h, w, c] (``join="concat"``: pieces
+    contiguous in the output). The first half's result may lie in the input rows no later step
+    reads (progressive release), the concatenated halves at their places in the output; TVM's
+    VM is the reference for the C build."""
     from tvm_accel import ops
 
     half = (1, h // 2, w, c)
@@ -146,6 +148,10 @@ def row_slices(h=16, w=8, c=4):
                 box = ops.emit(bb, "slice", {"begin": [0, k * h // 2, 0, 0]}, [x], [], half, "int8",
                                name_hint=f"box{k}")
                 parts.append(ops.emit(bb, "requantize", req, [box], [], half, "int8", name_hint=f"part{k}"))
-            y = bb.emit_output(ops.emit(bb, "add", add, parts, [], half, "int8", name_hint="y"))
+            if join == "add":
+                y = ops.emit(bb, "add", add, parts, [], half, "int8", name_hint="y")
+            else:
+                y = ops.emit(bb, "concat", {"axis": 1}, parts, [], (1, h, w, c), "int8", name_hint="y")
+            y = bb.emit_output(y)
         bb.emit_func_output(y)
     return bb.get()

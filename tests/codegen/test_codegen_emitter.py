@@ -240,3 +240,29 @@ def test_slices_release_the_input_progressively(tmp_path):
     r = run_build(build_package(tmp_path / "p", "host"), xs)
     for i in range(2):
         np.testing.assert_array_equal(r.outputs[0][i], run_with_tvm(mod, xs[0][i]))
+
+
+def test_concat_pieces_at_their_place(tmp_path):
+    """A concat along H of two tiles (pieces contiguous in its output): the planner writes
+    each piece at its place in the output, the plan check accepts exactly that (not a piece
+    shifted inside the output), and the C build, whose concat then copies every byte onto
+    itself, equals TVM."""
+    from codegen_models import row_slices
+
+    mod = row_slices(join="concat")
+    g = extract_graph(mod)
+    plan = plan_memory(g)
+    check_plan(g, plan)
+    part0, part1, y = g.steps[1].outputs[0], g.steps[3].outputs[0], g.steps[4].outputs[0]
+    assert g.steps[4].op == "concat"
+    assert plan.offsets[part0] == plan.offsets[y] and plan.offsets[part1] == plan.offsets[y] + 256
+    bad = dict(plan.offsets)
+    bad[part1] = plan.offsets[y] + 128
+    with pytest.raises(TvmAccelError, match="overlaps live buffers"):
+        check_plan(g, ArenaPlan(bad, plan.arena_bytes + 512, "bad", plan.order))
+    need_host_cc()
+    emit_package(mod, tmp_path / "p", name="gather")
+    xs = [np.random.default_rng(8).integers(-128, 128, (2, 1, 16, 8, 4), dtype=np.int8)]
+    r = run_build(build_package(tmp_path / "p", "host"), xs)
+    for i in range(2):
+        np.testing.assert_array_equal(r.outputs[0][i], run_with_tvm(mod, xs[0][i]))

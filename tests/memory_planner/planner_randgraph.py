@@ -10,7 +10,8 @@ from memory_planner import Graph
 @st.composite
 def graphs(draw, min_ops: int = 1, max_ops: int = 7, max_size: int = 300, ranges: bool = False):
     """Random DAGs; with ``ranges``, operators that are neither views nor in place read some of
-    their inputs over a random byte range (slices: progressive release)."""
+    their inputs over a random byte range (slices: progressive release), and some operators
+    gather fresh tensors (a contiguous concatenation)."""
     n_inputs = draw(st.integers(1, 2))
     g = Graph("random")
     available: list[str] = []
@@ -28,6 +29,17 @@ def graphs(draw, min_ops: int = 1, max_ops: int = 7, max_size: int = 300, ranges
             out = g.add_tensor(f"t{k}_0", g.tensors[src].size - draw(st.integers(0, g.tensors[src].size)))
             g.add_operator(f"op{k}", [src], [out], alias=True, kind="reshape")
             unread.discard(src)
+            available.append(out)
+            unread.add(out)
+            continue
+        fresh = [t for t in sorted(unread) if t not in g.inputs]
+        if ranges and len(fresh) >= 2 and draw(st.integers(0, 3)) == 0:
+            # a gather: pieces one after the other in its output (stored there if the planner may)
+            pieces = fresh[:draw(st.integers(2, len(fresh)))]
+            out = g.add_tensor(f"t{k}_0", sum(g.tensors[t].size for t in pieces))
+            g.add_operator(f"op{k}", pieces, [out], kind="concat", gather=True)
+            for t in pieces:
+                unread.discard(t)
             available.append(out)
             unread.add(out)
             continue

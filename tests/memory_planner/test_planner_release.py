@@ -189,6 +189,16 @@ def simulate(g: Graph, order, offsets, arena: int) -> list[str]:
                     break
         if op.alias:
             continue
+        gathered = None
+        if op.gather and where(op.outputs[0]) is not None:
+            # byte i of the output comes from a byte of its piece: writing it may destroy only
+            # a source byte that goes to that same place
+            o, at, gathered = where(op.outputs[0]), 0, op.outputs[0]
+            for t in op.inputs:
+                if where(t) is not None and any(o <= where(t) + j < o + g.tensors[gathered].size
+                                                and where(t) + j != o + at + j for j in range(g.tensors[t].size)):
+                    problems.append(f"{name} writes {gathered} over its piece {t}, not at its place")
+                at += g.tensors[t].size
         writes = [(t, where(t), g.tensors[t].size) for t in op.outputs]
         if op.workspace:
             writes.append((f"{name}/workspace", where(f"{name}/workspace"), op.workspace))
@@ -196,7 +206,7 @@ def simulate(g: Graph, order, offsets, arena: int) -> list[str]:
             if o is None:
                 continue
             clash = read & set(range(o, o + size))
-            if clash and not (op.inplace and t in op.outputs[:1]):
+            if clash and not (op.inplace and t in op.outputs[:1]) and t != gathered:
                 problems.append(f"{name} writes {t} over bytes it reads")
             for i in range(o, o + size):
                 owner[i] = root.get(t, t)
@@ -245,7 +255,7 @@ def test_verifier_is_sound_against_the_simulation(g, seed):
 @settings(max_examples=150, **SETTINGS)
 @given(graphs(max_ops=7, ranges=True))
 def test_exact_order_with_ranges_agrees_with_brute_force(g):
-    bufs = storages(g)
+    bufs = storages(g, align=16)
     _, brute = exhaustive_order(g, bufs, 16)
     assert max(live_bytes(bufs, dp_order(g, bufs, 16), 16)) == brute
     p = plan(g, order="optimal", layout="greedy")
@@ -278,3 +288,52 @@ def test_ranges_plans_are_deterministic():
     assert first.arena_bytes < plan(wide(), order=first.order, layout="optimal").no_reuse_bytes
     x = next(b for b in first.buffers if b.name == "x")
     assert x.dead  # the input is released slice by slice
+
+
+def tiles_gathered(gather: bool = True) -> Graph:
+    """The two tiles' results concatenated (a gather: the pieces are contiguous in y), then a
+    small head: with the gather, each piece is written at its place in y."""
+    g = Graph("gathered tiles")
+    for name, size in {"x": 1024, "a": 512, "p1": 256, "b": 512, "p2": 256, "y": 512, "z": 64}.items():
+        g.add_tensor(name, size)
+    g.mark_input("x")
+    g.mark_output("z")
+    g.add_operator("slice1", ["x"], ["a"], reads={"x": (0, 512)})
+    g.add_operator("tile1", ["a"], ["p1"])
+    g.add_operator("slice2", ["x"], ["b"], reads={"x": (512, 1024)})
+    g.add_operator("tile2", ["b"], ["p2"])
+    g.add_operator("concat", ["p1", "p2"], ["y"], kind="concat", gather=gather)
+    g.add_operator("head", ["y"], ["z"])
+    return g
+
+
+@pytest.mark.parametrize("lay", ["greedy", "optimal"])
+def test_gathered_pieces_are_written_at_their_place(lay):
+    assert plan(tiles_gathered(False), order="original", layout=lay).live[4] == 1024  # p1 + p2 + y
+    p = plan(tiles_gathered(), order="original", layout=lay)
+    assert p.live == [1536, 1280, 1280, 1024, 512, 576]  # the concat holds y only
+    off = p.offsets
+    assert off["p1"] == off["y"] and off["p2"] == off["y"] + 256
+    assert violations(tiles_gathered(), p.order, off, p.arena_bytes, 16) == []
+    assert simulate(tiles_gathered(), p.order, off, p.arena_bytes) == []
+    # a piece away from its place, or the same layout without the gather, is refused
+    assert violations(tiles_gathered(), p.order, dict(off, p2=off["y"]), 4096, 16)
+    assert violations(tiles_gathered(False), p.order, off, 4096, 16)
+    assert simulate(tiles_gathered(), p.order, dict(off, p2=off["y"] + 128), 4096)
+
+
+def test_gather_pieces_need_their_own_bytes_and_a_single_reader():
+    g = tiles_gathered()
+    g.add_tensor("w", 64)
+    g.add_operator("peek", ["p1"], ["w"])  # p1 read after the concat: it stays a buffer of its own
+    g.mark_output("w")
+    bufs = {b.name: b for b in storages(g)}
+    assert bufs["p1"].inside is None and bufs["p2"].inside == ("y", 256)
+    assert storages(tiles_gathered(), align=512)[3].inside is None  # p2's place is not 512-aligned
+    bad = Graph("bad gather")
+    bad.add_tensor("u", 16)
+    bad.add_tensor("v", 40)
+    bad.mark_input("u")
+    bad.add_operator("g", ["u"], ["v"], gather=True)
+    with pytest.raises(PlanningError, match="add up"):
+        bad.check()

@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TvmAccelError
-from .graph import ExternKernel, Graph, accumulated_input, c_identifier, data_args, extract_graph, read_range
+from .graph import (ExternKernel, Graph, accumulated_input, c_identifier, data_args, extract_graph,
+                    gathered_inputs, read_range)
 
 ALIGN = 16
 CODEGEN_VERSION = "1"  # bump when kernel_c's post-processing changes (kernel cache key)
@@ -117,7 +118,8 @@ def plan_memory(graph: Graph, order: str = "optimal", layout: str = "optimal", a
         g.add_operator(f"s{s.index}", list(dict.fromkeys(name(a) for a in acts)), [name(o) for o in s.outputs],
                        workspace=s.workspace, kind=s.op, inplace=acc is not None,
                        inplace_inputs=[name(acc)] if acc is not None else [],
-                       reads={name(a): r for a in acts if (r := read_range(graph, s, a)) is not None})
+                       reads={name(a): r for a in acts if (r := read_range(graph, s, a)) is not None},
+                       gather=gathered_inputs(graph, s) is not None and acc is None)
         for o in s.outputs:
             for a in aliases_of.get(o, []):
                 g.add_operator(f"alias{a}", [name(o)], [name(a)], alias=True, kind="reshape")
@@ -172,7 +174,9 @@ def check_plan(graph: Graph, plan: ArenaPlan) -> None:
     """Refuse a plan that runs a step before its inputs exist, overlaps two buffers alive at
     the same step, or puts a buffer outside the arena. The sharing allowed: an accumulating
     step (``accumulated_input``) writing its output over the accumulator it reads, at the
-    same offset, when that accumulator dies at this step; and a buffer written into the first
+    same offset, when that accumulator dies at this step; a piece of a contiguous concat
+    (``gathered_inputs``) at its place in the concat's output, when it dies at the concat;
+    and a buffer written into the first
     bytes of another that no step reads any more (progressive release: the planner's rule,
     ``memory_planner.layout.prefix_allowance``, from the bytes each step reads,
     ``read_range``)."""
@@ -194,7 +198,7 @@ def check_plan(graph: Graph, plan: ArenaPlan) -> None:
         ready.update(graph.tensors[o].storage for o in s.outputs)
     life = graph.lifetimes(order)
     pos = {si: i for i, si in enumerate(order)}
-    in_place = set()  # (accumulator storage, output storage) pairs that may share bytes
+    in_place = set()  # (storage, storage) pairs that may share bytes: accumulations, gathered pieces
     for s in graph.steps:
         acc = accumulated_input(graph, s)
         acc = graph.tensors[acc].storage if acc is not None else None
@@ -203,6 +207,13 @@ def check_plan(graph: Graph, plan: ArenaPlan) -> None:
                 and plan.offsets.get(acc) == plan.offsets.get(out):
             in_place.add((acc, out))
             in_place.add((out, acc))
+        for piece, at in (gathered_inputs(graph, s) or {}).items():
+            if graph.tensors[piece].storage != piece:
+                continue  # a view: its storage may hold more than the piece
+            if life[piece][1] == pos[s.index] == life[out][0] and plan.offsets.get(piece) is not None \
+                    and plan.offsets.get(piece) == plan.offsets.get(out, -1) + at:
+                in_place.add((piece, out))
+                in_place.add((out, piece))
     # the planner's buffers, for its dead-prefix rule: producer, readers and first bytes read
     T = graph.tensors
     producer: dict = {}

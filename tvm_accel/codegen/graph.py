@@ -146,6 +146,31 @@ def read_range(graph: Graph, step: Step, tid: int) -> tuple[int, int] | None:
     return None if (lo, hi) == (0, src.nbytes) else (lo, hi)
 
 
+def gathered_inputs(graph: Graph, step: Step) -> dict[int, int] | None:
+    """For a ``concat`` whose inputs lie one after the other in its output (every axis before
+    the concatenated one of extent 1, e.g. rows of an NHWC tensor), the byte offset of each
+    input (tensor id) in the output; None for any other step. Such an input may be stored at
+    its place in the output (the concat then copies every byte onto itself): the planner
+    graphs mark the step as a gather and the emitter's plan check accepts exactly that."""
+    if step.op != "concat" or len(step.outputs) != 1:
+        return None
+    out = graph.tensors[step.outputs[0]]
+    data = data_args(graph, step)
+    try:
+        axis = int(step.attrs["axis"]) % len(out.shape)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+    if (not data or len(set(data)) != len(data) or int(np.prod(out.shape[:axis])) != 1
+            or any(graph.tensors[t].dtype != out.dtype for t in data)
+            or sum(graph.tensors[t].nbytes for t in data) != out.nbytes):
+        return None
+    places, at = {}, 0
+    for t in data:
+        places[t] = at
+        at += graph.tensors[t].nbytes
+    return places
+
+
 def _shape_dtype(ty, what: str) -> tuple[tuple[int, ...], str]:
     from tvm import relax
 
