@@ -5,13 +5,23 @@
     .venv/bin/python bench/cycle_model.py --fit           # refit the timing parameters on a fit subset
     .venv/bin/python bench/cycle_model.py --fit --write-config   # ... and store them in the config
 
-For each (layer, mapping) row of ../shared/data/gemmini_firesim/firesim_results_mesh128.csv:
-the mapping (Timeloop notation, parsed by schedules.mapping) gives the DRAM-level tiles and
-their loop order; spike_sim.programs.emit_conv turns them into a bare-metal program that
-issues one LOOP_CONV_WS per tile (partial sums spilled when the order needs it); Spike runs it
-with the extension in timing-only mode (no arithmetic) and the guest reads the modelled cycles
-with rdcycle around the loop nest. Prints median and 90th-percentile absolute % error and the
-Spearman rank correlation; writes bench/results/cycle_model.json.
+For each (layer, mapping) row of ../shared/data/gemmini_firesim/firesim_results_mesh128.csv
+the bench writes the bare-metal program that was measured and times it on Spike with the
+extension (timing-only: no arithmetic); the guest reads the modelled cycles with rdcycle around
+the layer. Prints median and 90th-percentile absolute % error and the Spearman rank
+correlation; writes bench/results/cycle_model.json.
+
+`--program dosa` (default): the program DOSA (github ucb-bar/dosa, whose data this is) ran on
+FireSim for the row, rebuilt from the facts of its data-collection scripts (see
+docs/spike_sim.md, "Calibration against FireSim"): layers with Q = R = S = 1 as a tiled matmul
+(I = P, K = C, J = K) whose tile arguments are the mapping's element counts read as DIM blocks;
+the others as a square convolution (P x P output, "same" padding R // 2, R x R kernel), one
+LOOP_CONV_WS per tile of the mapping's factors below DRAM (spatial factors multiplied in, the
+PE level's P / Q factors counted twice, as its parser does), tiles visited in the DRAM level's
+loop order, no partial-sum spills, whole-mesh computes; oversized tiles run with wrapping local
+addresses (the hardware has no checks). `--program timeloop`: the former reading of the mapping
+in Timeloop's own terms (schedules.mapping's tiles, P x Q valid convolution, see --order,
+--mesh-block, --matmul-tiles).
 """
 
 from __future__ import annotations
@@ -64,16 +74,18 @@ class Row:
     tiling: P.ConvTiling | P.MatmulTiling
     mapping: str
     measured: float
+    kind: str  # "matmul" (1x1 kernel, stride 1, one output row or column) or "conv"
     elf: Path | None = None
     modelled: float | None = None
     error: str | None = None
+    bias: bool = True            # the program loads a bias
+    oversized: bool = False      # tiles may exceed the local memories (run with wrapping addresses)
+    mesh: int | None = None      # side of the mesh the row ran on (None: the configuration's)
 
-    @property
-    def kind(self) -> str:
-        """'matmul' for matmul-shaped layers (1x1 kernel, stride 1, one output row or column), else 'conv'."""
-        L = self.layer
-        one_by_one = L.kernel_rows == 1 and L.kernel_cols == 1 and L.stride == 1
-        return "matmul" if one_by_one and (L.out_rows == 1 or L.out_cols == 1) else "conv"
+
+def matmul_shaped(rec: dict) -> bool:
+    g = lambda k: int(float(rec[f"prob.{k}"]))  # noqa: E731
+    return g("R") == 1 and g("S") == 1 and g("Hstride") == 1 and (g("P") == 1 or g("Q") == 1)
 
 
 def parse_rows(path: Path) -> list[tuple[int, dict]]:
@@ -82,6 +94,114 @@ def parse_rows(path: Path) -> list[tuple[int, dict]]:
 
 
 GEMMINI_ORDER = ("b", "orow", "ocol", "och", "krow", "kcol", "kch")  # Gemmini's tiled_conv loop order
+
+# ------------------------------------------------------------------ DOSA's programs
+# DOSA's tile-loop letters -> ours. Its programs name the output columns P and the rows Q
+# (TILE_OCOLS / TILE_OROWS), kernel columns R and rows S.
+DOSA_CONV_DIMS = {"N": "b", "Q": "orow", "P": "ocol", "K": "och", "S": "krow", "R": "kcol", "C": "kch"}
+DOSA_MATMUL_DIMS = {"P": "i", "K": "j", "C": "k"}
+DOSA_DEFAULT_PERM = "CRSKPQN"  # innermost first, Gemmini's tiled_conv order
+
+
+def dosa_tiles(mapping: str) -> tuple[dict[str, int], str]:
+    """The tile sizes and loop permutation DOSA's data collection derived from a mapping string.
+
+    Tiles: per dimension the product of the temporal factors of the levels below DRAM (L0, L1,
+    L2), the spatial C / K factors multiplied into the C / K tiles, and the PE level's (L0) P and
+    Q factors multiplied in a second time (its parser reads that level twice). Permutation: the
+    DRAM level's loops innermost first, then the dimensions it lacks in the order CRSKPQN.
+    """
+    levels = {}
+    for part in mapping.split(" - "):
+        name, _, words = part.partition("] ")
+        levels[name.split("[")[0].strip()] = words.split()
+    if any(lvl not in levels for lvl in ("L0", "L1", "L2", "L3")):
+        raise ValueError(f"mapping without the four Gemmini levels L3 - L2 - L1 - L0: {mapping!r}")
+    tile = {d: 1 for d in "NPQKRSC"}
+    spatial = {}
+    for lvl in ("L0", "L1", "L2"):
+        for w in levels[lvl]:
+            if w.endswith(("X", "Y")):
+                spatial[w[0]] = int(w[1:-1])  # a later level's spatial factor replaces an earlier one
+            else:
+                tile[w[0]] *= int(w[1:])
+    tile["C"] *= spatial.get("C", 1)
+    tile["K"] *= spatial.get("K", 1)
+    l0 = {w[0]: int(w[1:]) for w in levels["L0"] if not w.endswith(("X", "Y"))}
+    tile["P"] *= l0.get("P", 1)
+    tile["Q"] *= l0.get("Q", 1)
+    perm = "".join(reversed([w[0] for w in levels["L3"]]))
+    perm += "".join(d for d in DOSA_DEFAULT_PERM if d not in perm)
+    return tile, perm
+
+
+def dosa_mesh(mapping: str) -> int:
+    """The mesh side DOSA ran a mapping on: the smallest power of two that holds both spatial
+    factors (C..X over the rows, K..X over the columns). Its data collection grouped the
+    mappings by that PE dimension (and dropped those whose smaller spatial factor is at most
+    half of it while its tile is larger); every row of the FireSim file passes that filter, and
+    no row's measured MACs per cycle exceed that mesh's PE count (up to 0.999 of it on 4x4)."""
+    spatial = {"C": 1, "K": 1}
+    for part in mapping.split(" - ")[1:3]:  # L2, L1: the levels DOSA's parser reads spatial factors from
+        for w in part.partition("] ")[2].split():
+            if w.endswith(("X", "Y")) and w[0] in spatial:
+                spatial[w[0]] = int(w[1:-1])
+    pe = 2
+    while pe < max(spatial.values()):
+        pe *= 2
+    return pe
+
+
+def mesh_config(cfg: GemminiConfig, dim: int) -> GemminiConfig:
+    """`cfg` with a dim x dim mesh: the same scratchpad and accumulator bytes (rows scaled by
+    cfg.dim / dim), the mesh fill / drain latency scaled with the mesh side (as configs/default.json
+    transfers the 128x128 fit to 16x16); every other parameter (DMA, queues, core) unchanged."""
+    if dim == cfg.dim:
+        return cfg
+    timing = {**cfg.timing, "mesh_fill_drain": round(cfg.timing["mesh_fill_drain"] * dim / cfg.dim, 3)}
+    return dataclasses.replace(cfg, name=f"{cfg.name}@{dim}x{dim}", dim=dim,
+                               sp_bank_rows=cfg.sp_bank_rows * cfg.dim // dim, acc_rows=cfg.acc_rows * cfg.dim // dim,
+                               timing=timing, path=None)
+
+
+def row_config(row: "Row", cfg: GemminiConfig) -> GemminiConfig:
+    return mesh_config(cfg, row.mesh) if row.mesh else cfg
+
+
+def dosa_outer_first(perm: str, dims: dict[str, str]) -> list[str]:
+    """Our tile-loop order (outermost first) of a DOSA permutation (innermost first); a letter's
+    first occurrence counts, as in its library (strchr)."""
+    seen = []
+    for d in perm:
+        if d in dims and dims[d] not in seen:
+            seen.append(dims[d])
+    return list(reversed(seen))
+
+
+def row_to_dosa_program(i: int, rec: dict, cfg: GemminiConfig, per_row_mesh: bool = True) -> Row:
+    g = lambda k: int(float(rec[f"prob.{k}"]))  # noqa: E731
+    mesh = dosa_mesh(rec["mapping.mapping"]) if per_row_mesh else None
+    N, C, K, Pp, Q, R, stride = g("N"), g("C"), g("K"), g("P"), g("Q"), g("R"), g("Wstride")
+    if g("Wdilation") != 1:
+        raise ValueError("kernel dilation is not supported")
+    tile, perm = dosa_tiles(rec["mapping.mapping"])
+    measured = float(rec["target.gemmini_cycle"])
+    kind = "matmul" if matmul_shaped(rec) else "conv"
+    if Q == 1 and R == 1 and g("S") == 1:
+        # tiled_matmul(I=P, J=K, K=C, tile_I=P tile, tile_J=K tile, tile_K=C tile): the library
+        # reads its tile arguments as DIM blocks (the element counts were passed as they are)
+        layer = P.ConvLayer(batch=1, in_rows=Pp, in_cols=1, in_channels=C, out_channels=K, kernel_rows=1,
+                            kernel_cols=1, has_bias=False)
+        order = "".join(dosa_outer_first(perm, DOSA_MATMUL_DIMS))
+        tiling = P.MatmulTiling(tile["P"], tile["K"], tile["C"], double_buffer=True, order=order)
+        return Row(i, layer, tiling, rec["mapping.mapping"], measured, kind, bias=False, oversized=True, mesh=mesh)
+    # tiled_conv(batch N, in_dim P * stride, padding R // 2, kernel R x R, ...): a square layer
+    in_dim = Pp * stride
+    layer = P.ConvLayer(batch=N, in_rows=in_dim, in_cols=in_dim, in_channels=C, out_channels=K, kernel_rows=R,
+                        kernel_cols=R, stride=stride, padding=R // 2, has_bias=False)
+    ours = {DOSA_CONV_DIMS[d]: t for d, t in tile.items()}
+    tiling = P.ConvTiling(ours, dosa_outer_first(perm, DOSA_CONV_DIMS), double_buffer=True, gemmini_library=True)
+    return Row(i, layer, tiling, rec["mapping.mapping"], measured, kind, bias=False, oversized=True, mesh=mesh)
 
 
 def row_to_program(i: int, rec: dict, cfg: GemminiConfig, order_mode: str = "gemmini", round_channels: bool = False,
@@ -125,10 +245,11 @@ def row_to_program(i: int, rec: dict, cfg: GemminiConfig, order_mode: str = "gem
         while blocks(ti) * blocks(tj) * d > cfg.acc_rows // 2 and ti > d:
             ti -= d
         return Row(i, layer, P.MatmulTiling(ti, tj, tk, elements=True, **(mesh if matmul_mesh else {})), rec["mapping.mapping"],
-                   float(rec["target.gemmini_cycle"]))
+                   float(rec["target.gemmini_cycle"]), "matmul")
     sp_rows, _ = P.conv_tile_rows(layer, cfg, tile)
     tiling = P.ConvTiling(tile, order, double_buffer=sp_rows <= cfg.sp_rows // 2, **mesh)
-    return Row(i, layer, tiling, rec["mapping.mapping"], float(rec["target.gemmini_cycle"]))
+    return Row(i, layer, tiling, rec["mapping.mapping"], float(rec["target.gemmini_cycle"]),
+               "matmul" if matmul_shaped(rec) else "conv")
 
 
 # Guest buffers: the timing-only run touches no memory, any distinct non-zero addresses do.
@@ -137,15 +258,17 @@ FAKE = {"input": "(uint8_t*)0x88000000", "weights": "(uint8_t*)0x89000000", "out
 
 
 def build_row(row: Row, cfg: GemminiConfig, workdir: Path) -> None:
+    cfg = row_config(row, cfg)
     prog = P.CProgram()
+    bias = FAKE["bias"] if row.bias else None
     if isinstance(row.tiling, P.MatmulTiling):
         L = row.layer
         M = L.batch * L.out_rows * L.out_cols
         prog.add(*P.emit_matmul(M, L.out_channels, L.in_channels, row.tiling, cfg, FAKE["input"], FAKE["weights"],
-                                FAKE["output"], FAKE["bias"]))
+                                FAKE["output"], bias, oversized=row.oversized))
     else:
-        prog.add(*P.emit_conv(row.layer, row.tiling, cfg, FAKE["input"], FAKE["weights"], FAKE["output"], FAKE["bias"],
-                              FAKE["partials"], name="layer"))
+        prog.add(*P.emit_conv(row.layer, row.tiling, cfg, FAKE["input"], FAKE["weights"], FAKE["output"], bias,
+                              FAKE["partials"], name="layer", oversized=row.oversized))
     src = workdir / f"row{row.index}.c"
     src.write_text(prog.source())
     # -O2 as gemmini-rocc-tests (bareMetalC/Makefile) builds its bare-metal programs: the host's own
@@ -154,7 +277,7 @@ def build_row(row: Row, cfg: GemminiConfig, workdir: Path) -> None:
 
 
 def run_row(row: Row, cfg: GemminiConfig, timeout: float) -> float:
-    r = spike_sim.run(row.elf, config=cfg, timeout=timeout, functional=False)
+    r = spike_sim.run(row.elf, config=row_config(row, cfg), timeout=timeout, functional=False, hardware_wraparound=row.oversized)
     return float(r.console.split("region_cycles=")[1].split()[0])
 
 
@@ -245,8 +368,13 @@ def main(argv=None) -> int:
     ap.add_argument("--write-config", action="store_true", help="store fitted parameters in the config file")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--timeout", type=float, default=120)
+    ap.add_argument("--program", choices=("dosa", "timeloop"), default="dosa",
+                    help="dosa: the programs DOSA measured on FireSim (default); timeloop: the former reading of "
+                         "the mapping in Timeloop's terms (the options below apply to it)")
+    ap.add_argument("--mesh128", action="store_true",
+                    help="(dosa) run every row on the configuration's 128x128 mesh instead of the mesh DOSA ran it on")
     ap.add_argument("--order", choices=("mapping", "gemmini"), default="gemmini",
-                    help="tile loop order: the mapping's DRAM loops, or Gemmini's tiled_conv order")
+                    help="(timeloop) tile loop order: the mapping's DRAM loops, or Gemmini's tiled_conv order")
     ap.add_argument("--round-channels", action="store_true", help="round channel tiles up to whole mesh widths")
     ap.add_argument("--no-matmul-path", action="store_true",
                     help="run matmul-shaped layers (1x1 kernel, one output row or column) as convolutions too")
@@ -275,8 +403,11 @@ def main(argv=None) -> int:
         def make(ir):
             i, rec = ir
             try:
-                row = row_to_program(i, rec, cfg, args.order, args.round_channels, not args.no_matmul_path,
-                                     args.matmul_tiles, args.mesh_block, args.matmul_mesh)
+                if args.program == "dosa":
+                    row = row_to_dosa_program(i, rec, cfg, not args.mesh128)
+                else:
+                    row = row_to_program(i, rec, cfg, args.order, args.round_channels, not args.no_matmul_path,
+                                         args.matmul_tiles, args.mesh_block, args.matmul_mesh)
                 build_row(row, cfg, work)
                 return row, None
             except Exception as err:  # noqa: BLE001 - reported per row
@@ -305,7 +436,7 @@ def main(argv=None) -> int:
     by_kind = {k: summary([r for r in rows if r.kind == k]) for k in ("conv", "matmul")}
     wall = time.perf_counter() - t0
     result = {
-        "config": cfg.name, "timing": cfg.timing, "data": str(args.data), "selection": "all" if args.all else f"subset of {len(chosen)}",
+        "config": cfg.name, "program": args.program, "timing": cfg.timing, "data": str(args.data), "selection": "all" if args.all else f"subset of {len(chosen)}",
         **s, "by_kind": by_kind, "skipped": skipped, "wall_seconds": round(wall, 1),
         "goal": {"median_abs_pct_error": 15, "spearman": 0.95},
         "per_row": [{"row": r.index, "kind": r.kind, "mapping": r.mapping, "measured": r.measured,

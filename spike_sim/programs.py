@@ -101,12 +101,19 @@ class ConvTiling:
     """Tile sizes per dimension (pooled output rows/cols for orow/ocol) and the tile-loop order.
 
     `mesh_rows` / `mesh_cols`: input / output channels one compute uses (0: the whole mesh, DIM),
-    for a mapping unrolled over only part of the mesh; they change the modelled time only."""
+    for a mapping unrolled over only part of the mesh; they change the modelled time only.
+    `gemmini_library=True`: issue the tiles as Gemmini's software library does (its tiled_conv
+    with a loop permutation, e.g. DOSA's): partial sums never spilled, whatever the order (each
+    tile starts its output tile at its first reduction step and writes it at the last), padding
+    computed from the hardware's input extent (orows * stride + krows - 1) and not clamped to
+    the tile. For timing such programs (run timing-only with `hardware_wraparound`); the results
+    are right only with the reduction loops innermost and every tile's padding within it."""
     tile: dict[str, int]
     order: Sequence[str] = ("b", "orow", "ocol", "och", "krow", "kcol", "kch")
     double_buffer: bool = True
     mesh_rows: int = 0
     mesh_cols: int = 0
+    gemmini_library: bool = False
 
 
 def conv_tile_rows(layer: ConvLayer, cfg: GemminiConfig, tile: dict[str, int]) -> tuple[int, int]:
@@ -144,6 +151,8 @@ def _conv_trips(layer: ConvLayer, tiling: ConvTiling) -> tuple[dict[str, int], d
 
 def conv_spills(layer: ConvLayer, tiling: ConvTiling) -> bool:
     """True if the loop order puts a reduction loop outside an output loop (partial sums spill)."""
+    if tiling.gemmini_library:
+        return False
     _, trips = _conv_trips(layer, tiling)
     seen_red = False
     for d in tiling.order:
@@ -166,16 +175,20 @@ def partial_sum_bytes(layer: ConvLayer, tiling: ConvTiling, cfg: GemminiConfig) 
 
 
 def emit_conv(layer: ConvLayer, tiling: ConvTiling, cfg: GemminiConfig, input: str, weights: str, output: str,
-              bias: str | None, partials: str | None = None, name: str | None = None) -> list[str]:
+              bias: str | None, partials: str | None = None, name: str | None = None,
+              oversized: bool = False) -> list[str]:
     """C statements running the tiled convolution through gemmini_conv.h (one LOOP_CONV_WS per tile).
 
     Buffer arguments are C expressions of type uint8_t*. `partials` names an int32 scratch
     buffer of partial_sum_bytes() bytes, needed only when the loop order spills partial sums.
+    `oversized=True` accepts tiles larger than the local memories: only for timing-only runs
+    with `hardware_wraparound` (spike_sim.run), where their rows wrap around as the hardware's
+    address bits do.
     """
     tile, trips = _conv_trips(layer, tiling)
     sp_rows, acc_rows = conv_tile_rows(layer, cfg, tile)
     sp_cap = cfg.sp_rows // 2 if tiling.double_buffer else cfg.sp_rows
-    if sp_rows > sp_cap or acc_rows > cfg.acc_rows // 2:
+    if not oversized and (sp_rows > sp_cap or acc_rows > cfg.acc_rows // 2):
         raise SimulationError(
             f"conv tile {tile} needs {sp_rows} scratchpad rows (of {sp_cap}) and {acc_rows} accumulator rows (of {cfg.acc_rows // 2})")
     if conv_spills(layer, tiling) and partials is None:
@@ -192,7 +205,7 @@ def emit_conv(layer: ConvLayer, tiling: ConvTiling, cfg: GemminiConfig, input: s
     return [
         f"static const spike_sim_conv_layer_t {name}_layer = {{{layer_init}}};",
         f"static const spike_sim_conv_tiling_t {name}_tiling = {{{{{tiles}}}, {{{tr}}}, {{{order}}}, {int(tiling.double_buffer)}, "
-        f"{int(tiling.mesh_rows)}, {int(tiling.mesh_cols)}}};",
+        f"{int(tiling.mesh_rows)}, {int(tiling.mesh_cols)}, {int(tiling.gemmini_library)}}};",
         f"spike_sim_conv(&{name}_layer, &{name}_tiling, (const uint8_t*)({input}), (const uint8_t*)({weights}), "
         f"(uint8_t*)({output}), {f'(const uint8_t*)({bias})' if bias else '0'}, {f'(uint8_t*)({partials})' if partials else '0'});",
     ]
@@ -203,7 +216,10 @@ def emit_conv(layer: ConvLayer, tiling: ConvTiling, cfg: GemminiConfig, input: s
 class MatmulTiling:
     """Tile sizes along I (rows of A), J (cols of B), K (reduction): in DIM blocks, or in
     elements with `elements=True` (tiles that are not multiples of DIM are padded blocks).
-    `mesh_rows` / `mesh_cols`: K / J extent one compute uses (0: DIM); modelled time only."""
+    `mesh_rows` / `mesh_cols`: K / J extent one compute uses (0: DIM); modelled time only.
+    `order`: the tile loops, outermost first (a permutation of "ijk"); with k outside i or j
+    the partial sums are not kept (as Gemmini's tiled_matmul with a loop permutation issues it;
+    the commands and their timing are that library's, the results are not a matmul)."""
     tile_i: int
     tile_j: int
     tile_k: int
@@ -211,15 +227,20 @@ class MatmulTiling:
     elements: bool = False
     mesh_rows: int = 0
     mesh_cols: int = 0
+    order: str = "ijk"
 
 
 def emit_matmul(M: int, N: int, K: int, tiling: MatmulTiling, cfg: GemminiConfig, A: str, B: str, C: str,
-                bias: str | None, scale: float = 1.0, act: int = 0, full_C: bool = False) -> list[str]:
+                bias: str | None, scale: float = 1.0, act: int = 0, full_C: bool = False,
+                oversized: bool = False) -> list[str]:
     """C statements for C = act(scale * (A @ B + bias)) with LOOP_WS tiles (gemmini_matmul.h).
 
     A: M x K int8 row-major, B: K x N int8, bias: N int32 (broadcast over rows) or None,
-    C: M x N int8 (or int32 if full_C). Tiles are visited i, j, k (k innermost).
+    C: M x N int8 (or int32 if full_C). Tiles are visited in `tiling.order` (default i, j, k:
+    k innermost). `oversized`: as in emit_conv.
     """
+    if sorted(tiling.order) != ["i", "j", "k"]:
+        raise SimulationError(f"matmul tile order must be a permutation of 'ijk', got {tiling.order!r}")
     dim = cfg.dim
     if tiling.elements:
         ti, tj, tk = (max(1, min(t, n)) for t, n in ((tiling.tile_i, M), (tiling.tile_j, N), (tiling.tile_k, K)))
@@ -227,12 +248,13 @@ def emit_matmul(M: int, N: int, K: int, tiling: MatmulTiling, cfg: GemminiConfig
         ti, tj, tk = (max(1, min(t * dim, _ceil_div(n, dim) * dim)) for t, n in
                       ((tiling.tile_i, M), (tiling.tile_j, N), (tiling.tile_k, K)))
     bi, bj, bk = _ceil_div(ti, dim), _ceil_div(tj, dim), _ceil_div(tk, dim)
-    if (bi * bk + bk * bj) * dim > cfg.sp_rows // 2 or bi * bj * dim > cfg.acc_rows // 2:
+    if not oversized and ((bi * bk + bk * bj) * dim > cfg.sp_rows // 2 or bi * bj * dim > cfg.acc_rows // 2):
         raise SimulationError(f"matmul tile {ti}x{tj}x{tk} does not fit half the scratchpad / half the accumulator")
     return [
         f"spike_sim_matmul({M}, {N}, {K}, {ti}, {tj}, {tk}, {int(tiling.double_buffer)}, (const uint8_t*)({A}), "
         f"(const uint8_t*)({B}), (uint8_t*)({C}), {f'(const uint8_t*)({bias})' if bias else '0'}, "
-        f"{float(scale)!r}f, {act}, {int(full_C)}, {(tiling.mesh_rows & 0xFFFF) | (tiling.mesh_cols & 0xFFFF) << 16}u);"
+        f"{float(scale)!r}f, {act}, {int(full_C)}, {(tiling.mesh_rows & 0xFFFF) | (tiling.mesh_cols & 0xFFFF) << 16}u, "
+        f"\"{tiling.order}\");"
     ]
 
 

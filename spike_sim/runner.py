@@ -44,9 +44,10 @@ class RunResult:
     stderr: str = ""
 
 
-def _config_file(cfg: GemminiConfig, functional: bool, tmpdir: Path) -> Path:
+def _config_file(cfg: GemminiConfig, functional: bool, tmpdir: Path, hardware_wraparound: bool = False) -> Path:
     data = cfg.to_dict()
     data["functional"] = functional
+    data["hardware_wraparound"] = hardware_wraparound
     path = tmpdir / "gemmini_config.json"
     path.write_text(json.dumps(data))
     return path
@@ -60,17 +61,23 @@ def run(
     isa: str = DEFAULT_ISA,
     extension: bool = True,
     extra_args: list[str] | None = None,
+    hardware_wraparound: bool = False,
 ) -> RunResult:
     """Run `elf` on Spike (+ the Gemmini extension unless extension=False).
 
     functional=False runs the cycle model only: no arithmetic and no DRAM traffic, for timing
     large layers fast (results in memory are then meaningless).
+    hardware_wraparound=True (timing-only runs): scratchpad / accumulator rows past the end
+    wrap around and hardware-loop tiles larger than their half are accepted instead of trapping,
+    as Gemmini's hardware does with software that skips its checks (DOSA's FireSim programs).
     """
     elf = Path(elf)
     if not elf.is_file():
         raise SimulationError(f"program not found: {elf}")
     if timeout is None or timeout <= 0:
         raise SimulationError("run() needs a positive timeout")
+    if hardware_wraparound and functional:
+        raise SimulationError("hardware_wraparound needs a timing-only run (functional=False)")
     cfg = config if isinstance(config, GemminiConfig) else load_config(config)
     spike = spike_binary()
     with tempfile.TemporaryDirectory(prefix="spike_sim_") as td:
@@ -80,7 +87,7 @@ def run(
         env = dict(os.environ)
         if extension:
             cmd += [f"--extlib={extension_library()}", "--extension=gemmini"]
-            env["SPIKE_SIM_GEMMINI_CONFIG"] = str(_config_file(cfg, functional, tmp))
+            env["SPIKE_SIM_GEMMINI_CONFIG"] = str(_config_file(cfg, functional, tmp, hardware_wraparound))
             env["SPIKE_SIM_GEMMINI_STATS"] = str(stats_path)
         cmd += list(extra_args or []) + [str(elf)]
         start = time.perf_counter()

@@ -124,6 +124,10 @@ struct Config {
   int acc_banks = 2, acc_rows = 1024;
   int dma_bus_bytes = 16, dma_max_bytes = 64;
   bool functional = true;
+  // Timing-only runs: local addresses past the scratchpad / accumulator wrap around (as the
+  // hardware's address bits do) instead of trapping, and hardware-loop tiles larger than their
+  // half are accepted: to time programs written for Gemmini without its software's checks.
+  bool hardware_wraparound = false;
   Timing t;
   std::string name = "default";
 };
@@ -154,6 +158,11 @@ Config load_config(const char* path) {
   v = c.functional ? 1 : 0;
   get("functional", v);
   c.functional = v != 0;
+  v = c.hardware_wraparound ? 1 : 0;
+  get("hardware_wraparound", v);
+  c.hardware_wraparound = v != 0;
+  if (c.hardware_wraparound && c.functional)
+    throw std::runtime_error("hardware_wraparound needs a timing-only run (functional false)");
   for (auto& [k, val] : r.nums) {
     if (k.rfind("timing.", 0) != 0) continue;
     std::string name = k.substr(7);
@@ -247,6 +256,8 @@ struct Timer {
   std::vector<double> inflight[3];        // completion times of the last N commands (ring)
   size_t ring_pos[3] = {0, 0, 0};
   std::vector<double> sp_ready, sp_read, acc_ready, acc_read;  // per row
+  std::vector<double> sp_read_disp, acc_read_disp;  // dispatch time of the reader behind *_read
+  double loop_max_dispatch = 0;                     // latest dispatch of the running hardware loop
   double loop_fsm_free[2] = {0, 0};
   int loop_fsm_next = 0;
   double last_dispatch = 0;               // dispatch time of the latest command
@@ -255,6 +266,8 @@ struct Timer {
     int sp_rows = c.sp_banks * c.sp_bank_rows;
     sp_ready.assign(sp_rows, 0);
     sp_read.assign(sp_rows, 0);
+    sp_read_disp.assign(sp_rows, 0);
+    acc_read_disp.assign(c.acc_rows, 0);
     acc_ready.assign(c.acc_rows, 0);
     acc_read.assign(c.acc_rows, 0);
     double n[3] = {c.t.load_queue_entries, c.t.execute_queue_entries, c.t.store_queue_entries};
@@ -267,6 +280,7 @@ struct Timer {
     d = std::max(d, ring[ring_pos[e]]);  // oldest in-flight command of that queue must be done
     stream_t[e] = d + c.t.command_issue_cycles;
     last_dispatch = d;
+    loop_max_dispatch = std::max(loop_max_dispatch, d);
     return d;
   }
   void retire(Engine e, double start, double occupancy, double done) {
@@ -281,25 +295,43 @@ struct Timer {
     return std::max({done_max[0], done_max[1], done_max[2], free_at[0], free_at[1], free_at[2]});
   }
   // Row ranges: (is_acc, first row, count, stride between rows).
+  // index of a row (rows past the end wrap around with hardware_wraparound)
+  size_t at(size_t row, size_t size) const { return c.hardware_wraparound ? row % size : row; }
   double ready_of(bool acc, uint32_t row, uint32_t n, uint32_t stride = 1) const {
     const auto& v = acc ? acc_ready : sp_ready;
     double m = 0;
-    for (uint32_t r = 0; r < n; r++) m = std::max(m, v[row + r * stride]);
+    for (uint32_t r = 0; r < n; r++) m = std::max(m, v[at((size_t)row + (size_t)r * stride, v.size())]);
     return m;
   }
   double read_of(bool acc, uint32_t row, uint32_t n, uint32_t stride = 1) const {
     const auto& v = acc ? acc_read : sp_read;
     double m = 0;
-    for (uint32_t r = 0; r < n; r++) m = std::max(m, v[row + r * stride]);
+    for (uint32_t r = 0; r < n; r++) m = std::max(m, v[at((size_t)row + (size_t)r * stride, v.size())]);
     return m;
   }
   void set_ready(bool acc, uint32_t row, uint32_t n, double t, uint32_t stride = 1) {
     auto& v = acc ? acc_ready : sp_ready;
-    for (uint32_t r = 0; r < n; r++) v[row + r * stride] = t;
+    for (uint32_t r = 0; r < n; r++) v[at((size_t)row + (size_t)r * stride, v.size())] = t;
   }
   void set_read(bool acc, uint32_t row, uint32_t n, double t, uint32_t stride = 1) {
     auto& v = acc ? acc_read : sp_read;
-    for (uint32_t r = 0; r < n; r++) v[row + r * stride] = std::max(v[row + r * stride], t);
+    auto& vd = acc ? acc_read_disp : sp_read_disp;
+    for (uint32_t r = 0; r < n; r++) {
+      size_t i = at((size_t)row + (size_t)r * stride, v.size());
+      if (t >= v[i]) { v[i] = t; vd[i] = last_dispatch; }
+    }
+  }
+  // WAR for a writer dispatched at `d`: the reads of readers already dispatched by then (the
+  // reservation station only orders commands it holds together)
+  double read_before(bool acc, uint32_t row, uint32_t n, double d, uint32_t stride = 1) const {
+    const auto& v = acc ? acc_read : sp_read;
+    const auto& vd = acc ? acc_read_disp : sp_read_disp;
+    double m = 0;
+    for (uint32_t r = 0; r < n; r++) {
+      size_t i = at((size_t)row + (size_t)r * stride, v.size());
+      if (vd[i] <= d) m = std::max(m, v[i]);
+    }
+    return m;
   }
 };
 
@@ -401,7 +433,7 @@ class Gemmini {
 
   // Check rows [row, row + n*stride) of a local memory.
   void check_rows(bool is_acc, uint64_t row, uint64_t n, uint64_t stride, const char* what) {
-    if (n == 0) return;
+    if (n == 0 || cfg.hardware_wraparound) return;
     uint64_t last = row + (n - 1) * stride;
     uint64_t cap = is_acc ? acc_rows : sp_rows;
     if (last >= cap)
@@ -453,7 +485,7 @@ class Gemmini {
     double d = tm.dispatch(LD, t_issue);
     double start = std::max(d, tm.free_at[LD]);
     for (uint32_t b = 0; b < blocks; b++) {
-      start = std::max(start, tm.read_of(o.l.is_acc, o.l.row + b * bstride, o.rows));
+      start = std::max(start, tm.read_before(o.l.is_acc, o.l.row + b * bstride, o.rows, d));
       start = std::max(start, tm.ready_of(o.l.is_acc, o.l.row + b * bstride, o.rows));
     }
     double occ = std::max(dma, (double)o.rows);
@@ -749,6 +781,15 @@ class Gemmini {
     tm.retire(e, start, 0, start);
   }
 
+  // First scratchpad row of `rows` rows that end at row `end` (a hardware loop's B / weights);
+  // with hardware_wraparound a tile larger than that wraps around from the top.
+  uint64_t sp_at(uint64_t row) const { return cfg.hardware_wraparound ? row % sp_rows : row; }
+  uint32_t acc_at(uint64_t row) const { return (uint32_t)(cfg.hardware_wraparound ? row % acc_rows : row); }
+  uint64_t wrapped_start(uint64_t end, uint64_t rows) const {
+    if (rows <= end || !cfg.hardware_wraparound) return end - rows;
+    return (uint64_t)((((int64_t)end - (int64_t)rows) % (int64_t)sp_rows + sp_rows) % sp_rows);
+  }
+
   // -------------------------------------------------------------------------- LOOP_WS
   // Tiled matmul C = A * B + D over I x J x K blocks of DIM, as Gemmini's loop unroller does.
   void loop_ws(processor_t* p, uint64_t rs1, uint64_t rs2, double t) {
@@ -771,16 +812,17 @@ class Gemmini {
     uint64_t a_start = (uint64_t)a_id * half;
     uint64_t b_end = (uint64_t)(b_id + 1) * half;
     uint64_t a_rows = I * K * DIM, b_rows = K * J * DIM;
-    if (b_rows > b_end || a_start + a_rows > b_end - b_rows)
+    if (!cfg.hardware_wraparound && (b_rows > b_end || a_start + a_rows > b_end - b_rows))
       illegal("LOOP_WS: A and B tiles (" + std::to_string(a_rows + b_rows) + " rows) do not fit their scratchpad half");
-    if (I * J * DIM > acc_rows / 2) illegal("LOOP_WS: C tile does not fit half the accumulator");
+    if (!cfg.hardware_wraparound && I * J * DIM > acc_rows / 2) illegal("LOOP_WS: C tile does not fit half the accumulator");
     const uint32_t acc_base = acc_half * (acc_rows / 2);
-    uint64_t b_start = b_end - b_rows;
+    uint64_t b_start = wrapped_start(b_end, b_rows);
     st.loop_ws++;
     // the loop unroller accepts the command when its FSM is free; the CPU continues
     int fsm = tm.loop_fsm_next;
     tm.loop_fsm_next ^= 1;
     double t0 = std::max(t, tm.loop_fsm_free[fsm]);
+    tm.loop_max_dispatch = t0;
     // The unroller has one command generator per queue (load, execute, store), each emitting
     // one command per cycle; data dependencies order them through the rows they touch.
     double tq[3] = {t0, t0, t0};
@@ -802,7 +844,7 @@ class Gemmini {
       for (uint64_t i = 0; i < I; i++)
         for (uint64_t j = 0; j < J; j++) {
           uint64_t dram = lw_D + (i * DIM * lw_sD + j * DIM) * (low_D ? 1 : 4);
-          mvin(p, 2, dram, pack(ACC | (acc_base + (uint32_t)((i * J + j) * DIM)), rows_of(j, J, lw_padJ), rows_of(i, I, lw_padI)), next(LD));
+          mvin(p, 2, dram, pack(ACC | acc_at(acc_base + (i * J + j) * DIM), rows_of(j, J, lw_padJ), rows_of(i, I, lw_padI)), next(LD));
         }
     }
     lds[0].stride = lw_sA;
@@ -813,8 +855,8 @@ class Gemmini {
     for (uint64_t k = 0; k < K; k++)
       for (uint64_t j = 0; j < J; j++)
         for (uint64_t i = 0; i < I; i++) {
-          uint32_t a_addr = (uint32_t)(a_start + (i * K + k) * DIM);
-          uint32_t b_addr = (uint32_t)(b_start + (k * J + j) * DIM);
+          uint32_t a_addr = (uint32_t)sp_at(a_start + (i * K + k) * DIM);
+          uint32_t b_addr = (uint32_t)sp_at(b_start + (k * J + j) * DIM);
           if (j == 0) {
             if (ta) mvin(p, 0, lw_A + (k * DIM * lw_sA + i * DIM), pack(a_addr, rows_of(i, I, lw_padI), rows_of(k, K, lw_padK)), next(LD));
             else mvin(p, 0, lw_A + (i * DIM * lw_sA + k * DIM), pack(a_addr, rows_of(k, K, lw_padK), rows_of(i, I, lw_padI)), next(LD));
@@ -823,7 +865,7 @@ class Gemmini {
             if (tb) mvin(p, 1, lw_B + (j * DIM * lw_sB + k * DIM), pack(b_addr, rows_of(k, K, lw_padK), rows_of(j, J, lw_padJ)), next(LD));
             else mvin(p, 1, lw_B + (k * DIM * lw_sB + j * DIM), pack(b_addr, rows_of(j, J, lw_padJ), rows_of(k, K, lw_padK)), next(LD));
           }
-          uint32_t c_addr = ACC | (acc_base + (uint32_t)((i * J + j) * DIM));
+          uint32_t c_addr = ACC | acc_at(acc_base + (i * J + j) * DIM);
           if (k > 0 || have_D || ex_accumulate) c_addr |= ACCUM;
           uint32_t b_rows_n = tb ? rows_of(j, J, lw_padJ) : rows_of(k, K, lw_padK);
           uint32_t b_cols_n = tb ? rows_of(k, K, lw_padK) : rows_of(j, J, lw_padJ);
@@ -837,14 +879,14 @@ class Gemmini {
           compute(i == 0, pack(a_addr, a_cols_n, a_rows_n), garbage_op(), next(EX), reps);
           if (k == K - 1 && lw_C != 0) {
             uint64_t dram = lw_C + (i * DIM * lw_sC + j * DIM) * (full_C ? 4 : 1);
-            uint32_t src = ACC | (full_C ? 0x20000000u : 0) | (acc_base + (uint32_t)((i * J + j) * DIM));
+            uint32_t src = ACC | (full_C ? 0x20000000u : 0) | acc_at(acc_base + (i * J + j) * DIM);
             mvout(p, dram, pack(src, rows_of(j, J, lw_padJ), rows_of(i, I, lw_padI)), next(ST), act ? act : -1);
           }
         }
     a_transpose = save_ta; b_transpose = save_tb; a_stride = save_as; c_stride = save_cs;
     lds[0] = save_ld[0]; lds[1] = save_ld[1]; lds[2] = save_ld[2];
     st_stride = save_st_stride;
-    tm.loop_fsm_free[fsm] = std::max({tq[0], tq[1], tq[2]});
+    tm.loop_fsm_free[fsm] = std::max({tq[0], tq[1], tq[2], tm.loop_max_dispatch});
     tm.last_dispatch = t0;
     if (lw_C != 0) acc_half ^= 1;
   }
@@ -892,8 +934,19 @@ class Gemmini {
     if (dw && kchs != 1) illegal("LOOP_CONV_WS depthwise requires kchs = 1");
     uint64_t irows = (orows - 1) * stride + (krows - 1) * dilation + 1;
     uint64_t icols = (ocols - 1) * stride + (kcols - 1) * dilation + 1;
-    if (upad + dpad > irows || lpad + rpad > icols) illegal("LOOP_CONV_WS padding exceeds the input tile");
-    int64_t irows_unpadded = irows - upad - dpad, icols_unpadded = icols - lpad - rpad;
+    int64_t irows_unpadded, icols_unpadded;
+    if (cfg.hardware_wraparound) {
+      // Gemmini's unroller: input extent orows * stride + dilated krows - 1, and the unpadded
+      // extent a 16-bit field (padding larger than the tile wraps it around to ~65535 rows)
+      irows = orows * stride + (krows - 1) * dilation;
+      icols = ocols * stride + (kcols - 1) * dilation;
+      irows_unpadded = (int64_t)((irows - upad - dpad) & 0xFFFF);
+      icols_unpadded = (int64_t)((icols - lpad - rpad) & 0xFFFF);
+    } else {
+      if (upad + dpad > irows || lpad + rpad > icols) illegal("LOOP_CONV_WS padding exceeds the input tile");
+      irows_unpadded = irows - upad - dpad;
+      icols_unpadded = icols - lpad - rpad;
+    }
     uint64_t och_blocks = (pochs + DIM - 1) / DIM;
     uint64_t ich_blocks = dw ? och_blocks : (kchs + DIM - 1) / DIM;
     uint64_t ichs = dw ? pochs : kchs;
@@ -902,12 +955,12 @@ class Gemmini {
     uint64_t input_spad_stride = batches * irows * icols;        // rows per input-channel block
     uint64_t weight_spad_stride = dw ? krows * kcols : krows * kcols * kchs;  // rows per och block
     uint64_t in_rows = ich_blocks * input_spad_stride, w_rows = och_blocks * weight_spad_stride;
-    if (w_rows > b_end || a_start + in_rows > b_end - w_rows)
+    if (!cfg.hardware_wraparound && (w_rows > b_end || a_start + in_rows > b_end - w_rows))
       illegal("LOOP_CONV_WS: input and weight tiles (" + std::to_string(in_rows + w_rows) + " rows) do not fit their scratchpad half");
     uint64_t out_pixels = batches * orows * ocols;
-    if (och_blocks * out_pixels > acc_rows / 2) illegal("LOOP_CONV_WS: output tile does not fit half the accumulator");
+    if (!cfg.hardware_wraparound && och_blocks * out_pixels > acc_rows / 2) illegal("LOOP_CONV_WS: output tile does not fit half the accumulator");
     const uint32_t acc_base = acc_half * (acc_rows / 2);
-    uint64_t w_start = b_end - w_rows;
+    uint64_t w_start = wrapped_start(b_end, w_rows);
     bool pool = !no_pool && pstride != 0;
     if (pool && (porows == 0 || pocols == 0 || psize == 0)) illegal("LOOP_CONV_WS pooling with a zero bound");
     st.loop_conv_ws++;
@@ -915,6 +968,7 @@ class Gemmini {
     int fsm = tm.loop_fsm_next;
     tm.loop_fsm_next ^= 1;
     double t0 = std::max(t, tm.loop_fsm_free[fsm]);
+    tm.loop_max_dispatch = t0;
     double tq[3] = {t0, t0, t0};
     auto next = [&](Engine e) { tq[e] += 1; return tq[e]; };
     auto pack = [](uint64_t addr, uint64_t cols, uint64_t rows) { return (addr & 0xFFFFFFFFull) | (cols << 32) | (rows << 48); };
@@ -940,7 +994,7 @@ class Gemmini {
           for (uint64_t orow = 0; orow < orows; orow++)
             for (uint64_t ocol = 0; ocol < ocols; ocol += DIM) {
               uint32_t n = (uint32_t)std::min<uint64_t>(DIM, ocols - ocol);
-              uint32_t row = acc_base + (uint32_t)(ob * out_pixels + b * orows * ocols + orow * ocols + ocol);
+              uint32_t row = acc_at(acc_base + ob * out_pixels + b * orows * ocols + orow * ocols + ocol);
               mvin(p, 2, no_bias ? 0 : bias_addr + ob * DIM * 4, pack(ACC | row, nch, n), next(LD));
             }
       }
@@ -961,7 +1015,7 @@ class Gemmini {
           else { n = std::min<int64_t>(DIM, icols_unpadded - icol); zero = false; }
           for (uint64_t ich = 0; ich < ichs; ich += max_cols_sp) {
             uint32_t nch = (uint32_t)std::min<uint64_t>(max_cols_sp, ichs - ich);
-            uint64_t row = a_start + (ich / DIM) * input_spad_stride + b * irows * icols + (irow + upad) * icols + (icol + lpad);
+            uint64_t row = sp_at(a_start + (ich / DIM) * input_spad_stride + b * irows * icols + (irow + upad) * icols + (icol + lpad));
             uint64_t dram = zero ? 0 : input_addr + (((b * in_row_dim + irow) * in_col_dim + icol) * in_stride + ich);
             mvin(p, 0, dram, pack(row, nch, n), next(LD));
           }
@@ -990,6 +1044,8 @@ class Gemmini {
           }
         }
       }
+    // the execute generator starts once the loop's loads are all issued
+    tq[EX] = std::max(tq[EX], tm.loop_max_dispatch);
     // 4. compute: per och block, kernel position, ich block, output pixels in rows of DIM
     a_stride = (uint32_t)stride;
     for (uint64_t ob = 0; ob < och_blocks; ob++) {
@@ -1008,8 +1064,8 @@ class Gemmini {
                 for (uint64_t ocol = 0; ocol < ocols; ocol += DIM) {
                   uint32_t n = (uint32_t)std::min<uint64_t>(DIM, ocols - ocol);
                   uint64_t irow = orow * stride + krow * dilation, icol = ocol * stride + kcol * dilation;
-                  uint64_t a_row = a_start + ib * input_spad_stride + b * irows * icols + irow * icols + icol;
-                  uint32_t c_row = acc_base + (uint32_t)(ob * out_pixels + b * orows * ocols + orow * ocols + ocol);
+                  uint64_t a_row = sp_at(a_start + ib * input_spad_stride + b * irows * icols + irow * icols + icol);
+                  uint32_t c_row = acc_at(acc_base + ob * out_pixels + b * orows * ocols + orow * ocols + ocol);
                   bool overwrite = first_red && bias_addr == 0 && no_bias;
                   uint32_t c_addr = ACC | (overwrite ? 0 : ACCUM) | c_row;
                   if (dw) {
@@ -1049,7 +1105,7 @@ class Gemmini {
               for (uint64_t ocol = 0; ocol < ocols; ocol += DIM) {
                 uint32_t n = (uint32_t)std::min<uint64_t>(DIM, ocols - ocol);
                 uint64_t dram = output_addr + ((b * out_row_dim + orow) * out_col_dim + ocol) * out_stride + ob * DIM;
-                uint32_t row = acc_base + (uint32_t)(ob * out_pixels + b * orows * ocols + orow * ocols + ocol);
+                uint32_t row = acc_at(acc_base + ob * out_pixels + b * orows * ocols + orow * ocols + ocol);
                 mvout(p, dram, pack(ACC | row, nch, n), next(ST), act);
               }
         }
@@ -1060,7 +1116,7 @@ class Gemmini {
     st_stride = save_st_stride;
     pool_stride = save_pool[0]; pool_size = save_pool[1]; pool_upad = save_pool[2]; pool_lpad = save_pool[3];
     pool_out_dim = save_pool[4]; pool_porows = save_pool[5]; pool_pocols = save_pool[6]; pool_orows = save_pool[7]; pool_ocols = save_pool[8];
-    tm.loop_fsm_free[fsm] = std::max({tq[0], tq[1], tq[2]});
+    tm.loop_fsm_free[fsm] = std::max({tq[0], tq[1], tq[2], tm.loop_max_dispatch});
     tm.last_dispatch = t0;
     if (output_addr != 0) acc_half ^= 1;
   }

@@ -28,6 +28,24 @@ def conv_program(tmp_path, cfg, double_buffer=True):
     return spike_sim.build_program([src], tmp_path / f"conv{int(double_buffer)}.elf", config=cfg)
 
 
+def conv_and_matmul_case(seed, hw, cin, cout, mkn):
+    """A 3x3 'same' convolution (hw x hw x cin -> cout) and an M x K @ K x N matmul with random
+    int8 data and their expected outputs (scale 0.01)."""
+    from spike_sim import reference as R
+
+    rng = np.random.default_rng(seed)
+    layer = P.ConvLayer(batch=1, in_rows=hw, in_cols=hw, in_channels=cin, out_channels=cout, kernel_rows=3,
+                        kernel_cols=3, padding=1, scale=0.01)
+    x = rng.integers(-128, 128, (1, hw, hw, cin), dtype=np.int8)
+    w = rng.integers(-128, 128, (3, 3, cin, cout), dtype=np.int8)
+    expect = R.conv2d_requant(x, w, None, 1, 1, 1, False, layer.scale, 0, 0, 0, 0)
+    m, k, n = mkn
+    a = rng.integers(-128, 128, (m, k), dtype=np.int8)
+    b = rng.integers(-128, 128, (k, n), dtype=np.int8)
+    mm_expect = R.acc_to_int8(a.astype(np.int32) @ b.astype(np.int32), 0.01, 0)
+    return layer, x, w, expect, a, b, mm_expect
+
+
 def region(result) -> int:
     return int(result.console.split("region_cycles=")[1].split()[0])
 
@@ -74,18 +92,8 @@ def test_mesh_block_changes_timing_not_results(tmp_path):
     """A conv / matmul told to use only part of the mesh per compute (a mapping's spatial
     factors) computes the same outputs, with a preload and compute per sub-block: more execute
     time; mesh block 0 is Gemmini's own behaviour."""
-    from spike_sim import reference as R
-
     cfg = spike_sim.load_config()
-    rng = np.random.default_rng(11)
-    layer = P.ConvLayer(batch=1, in_rows=10, in_cols=10, in_channels=24, out_channels=20, kernel_rows=3,
-                        kernel_cols=3, padding=1, scale=0.01)
-    x = rng.integers(-128, 128, (1, 10, 10, 24), dtype=np.int8)
-    w = rng.integers(-128, 128, (3, 3, 24, 20), dtype=np.int8)
-    expect = R.conv2d_requant(x, w, None, 1, 1, 1, False, layer.scale, 0, 0, 0, 0)
-    a = rng.integers(-128, 128, (20, 40), dtype=np.int8)
-    b = rng.integers(-128, 128, (40, 24), dtype=np.int8)
-    mm_expect = R.acc_to_int8(a.astype(np.int32) @ b.astype(np.int32), 0.01, 0)
+    layer, x, w, expect, a, b, mm_expect = conv_and_matmul_case(11, 10, 24, 20, (20, 40, 24))
     runs = {}
     for rows, cols in ((0, 0), (4, 8)):
         prog = P.CProgram()
@@ -106,3 +114,88 @@ def test_mesh_block_changes_timing_not_results(tmp_path):
     assert runs[4].stats["macs"] == runs[0].stats["macs"]
     assert runs[4].stats["busy_cycles"]["execute"] > 2 * runs[0].stats["busy_cycles"]["execute"]
     assert region(runs[4]) > region(runs[0])
+
+
+def _run_checked(tmp_path, cfg, prog, name, **run_kw):
+    src = tmp_path / f"{name}.c"
+    src.write_text(prog.source())
+    return spike_sim.run(spike_sim.build_program([src], tmp_path / f"{name}.elf", config=cfg), config=cfg, timeout=60,
+                         **run_kw)
+
+
+def test_gemmini_library_tiles_and_matmul_orders_compute_right_with_reduction_innermost(tmp_path):
+    """Tiles issued as Gemmini's tiled_conv library issues them (no spills, its padding) and
+    matmul tiles in another i/j order compute the layer when the reduction loops are innermost."""
+    cfg = spike_sim.load_config()
+    layer, x, w, expect, a, b, mm_expect = conv_and_matmul_case(3, 12, 20, 24, (40, 36, 20))
+    prog = P.CProgram()
+    prog.buffer("X", x), prog.buffer("W", w), prog.buffer("Y", nbytes=layer.output_bytes())
+    prog.buffer("A", a), prog.buffer("B", b), prog.buffer("C", nbytes=40 * 20)
+    order = ("och", "ocol", "b", "orow", "kch", "krow", "kcol")  # any output order, reductions innermost
+    tiling = P.ConvTiling({"orow": 5, "ocol": 4, "och": 16, "kch": 16, "krow": 2}, order, gemmini_library=True)
+    prog.add(*P.emit_conv(layer, tiling, cfg, "X", "W", "Y", None))
+    prog.add(*P.emit_matmul(40, 20, 36, P.MatmulTiling(1, 1, 1, order="jik"), cfg, "A", "B", "C", None, scale=0.01))
+    prog.check("conv", "Y", expect)
+    prog.check("matmul", "C", mm_expect)
+    res = _run_checked(tmp_path, cfg, prog, "library")
+    assert res.exit_code == 0, res.console
+
+
+def test_hardware_wraparound_times_what_gemmini_hardware_would_run(tmp_path):
+    """Tiles larger than their half of the scratchpad, and padding larger than the tile's input
+    extent, trap by default; timing-only with hardware_wraparound they run: local rows wrap
+    around, and the unroller's 16-bit unpadded input extent wraps (Gemmini's hardware loads
+    ~65535 rows then: far slower than the same tile without the oversized padding)."""
+    import pytest
+
+    cfg = spike_sim.load_config()
+    prog = P.CProgram()
+    big = cfg.sp_rows // cfg.dim  # A and B of this tile need twice the scratchpad
+    prog.add(*P.emit_matmul(cfg.dim, big * cfg.dim, big * cfg.dim, P.MatmulTiling(1, big, big), cfg,
+                            "(uint8_t*)0x88000000", "(uint8_t*)0x89000000", "(uint8_t*)0x8a000000", None,
+                            oversized=True))
+    src = tmp_path / "big.c"
+    src.write_text(prog.source())
+    elf = spike_sim.build_program([src], tmp_path / "big.elf", config=cfg)
+    with pytest.raises(spike_sim.SimulationError, match="do not fit"):
+        spike_sim.run(elf, config=cfg, timeout=60, functional=False)
+    with pytest.raises(spike_sim.SimulationError, match="timing-only"):
+        spike_sim.run(elf, config=cfg, timeout=60, hardware_wraparound=True)
+    assert region(spike_sim.run(elf, config=cfg, timeout=60, functional=False, hardware_wraparound=True)) > 0
+
+    # a 7x7 stride-2 kernel cut into single kernel rows: the top row's padding (3) exceeds the
+    # tile's input extent (1 output row x stride 2 = 2 rows)
+    layer = P.ConvLayer(batch=1, in_rows=16, in_cols=16, in_channels=8, out_channels=8, kernel_rows=7,
+                        kernel_cols=7, stride=2, padding=3, has_bias=False)
+    cycles = {}
+    for krow in (1, 7):
+        prog = P.CProgram()
+        tiling = P.ConvTiling({"orow": 1, "krow": krow}, gemmini_library=True)
+        prog.add(*P.emit_conv(layer, tiling, cfg, "(uint8_t*)0x88000000", "(uint8_t*)0x89000000",
+                              "(uint8_t*)0x8a000000", None, oversized=True))
+        src = tmp_path / f"pad{krow}.c"
+        src.write_text(prog.source())
+        elf = spike_sim.build_program([src], tmp_path / f"pad{krow}.elf", config=cfg)
+        if krow == 1:
+            with pytest.raises(spike_sim.SimulationError, match="padding exceeds"):
+                spike_sim.run(elf, config=cfg, timeout=60, functional=False)
+        cycles[krow] = region(spike_sim.run(elf, config=cfg, timeout=120, functional=False, hardware_wraparound=True))
+    assert cycles[1] > 20 * cycles[7]
+
+
+def test_dosa_program_facts():
+    """bench/cycle_model.py rebuilds DOSA's FireSim programs: tiles are the factors below DRAM
+    with the spatial ones multiplied in and the PE level's P / Q counted twice, the loop order
+    is DRAM's (innermost first) then CRSKPQN, and the mesh is the smallest power of two holding
+    both spatial factors."""
+    from bench import cycle_model as cm
+
+    m = "L3[WIO] K8 Q28 - L2[WI] N1 K4X - L1[O] K2 S7 R7 Q4 P7 C3X - L0[W] P16"
+    tile, perm = cm.dosa_tiles(m)
+    assert tile == {"N": 1, "P": 7 * 16 * 16, "Q": 4, "K": 2 * 4, "R": 7, "S": 7, "C": 3}
+    assert perm == "QKCRSPN"
+    assert cm.dosa_outer_first(perm, cm.DOSA_CONV_DIMS) == ["b", "ocol", "krow", "kcol", "kch", "och", "orow"]
+    assert cm.dosa_mesh(m) == 4
+    assert cm.dosa_mesh("L3[WIO] K16 - L2[WI] N1 K16X - L1[O] C4 C64X - L0[W] N1") == 64
+    cfg = cm.mesh_config(spike_sim.load_config("firesim_mesh128"), 16)
+    assert (cfg.dim, cfg.sp_rows * cfg.dim, cfg.acc_rows * cfg.dim) == (16, 8192 * 128, 2048 * 128)

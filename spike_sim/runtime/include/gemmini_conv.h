@@ -5,6 +5,12 @@
  * row/column dimensions. Partial sums stay in the accumulator while consecutive tiles reduce
  * into the same output tile; if the loop order puts a reduction loop outside an output loop,
  * they are spilled to `partials` as int32 (mvout full) and brought back (mvin3, accumulate).
+ * With `gemmini_library` set the tiles are issued as Gemmini's software library issues them
+ * (its tiled_conv with a loop permutation, e.g. DOSA's FireSim programs): no spills (every tile
+ * starts its output tile at its first reduction step and writes it at the last, whatever ran
+ * in between), padding from the hardware's input extent (orows * stride + krows - 1), not
+ * clamped to the tile. For timing such programs; results are right only when the reduction
+ * loops are innermost and the padding stays within the tile.
  * spike_sim.programs.emit_conv() fills the structures; see docs/spike_sim.md.
  */
 #ifndef SPIKE_SIM_GEMMINI_CONV_H
@@ -31,6 +37,7 @@ typedef struct {
   int order[SSC_NDIMS]; /* dimensions, outermost first */
   int double_buffer;
   int mesh_rows, mesh_cols; /* input / output channels per compute (0: DIM), see gemmini_mesh_block */
+  int gemmini_library;      /* 1: as Gemmini's tiled_conv issues the tiles (see above) */
 } spike_sim_conv_tiling_t;
 
 static inline int ssc_min(int a, int b) { return a < b ? a : b; }
@@ -77,12 +84,18 @@ static inline void spike_sim_conv_tile(const spike_sim_conv_layer_t* L, const sp
   int icol0 = ocol0 * L->stride - L->padding + kc0 * L->dilation;
   int irows = (orows - 1) * L->stride + (krows - 1) * L->dilation + 1;
   int icols = (ocols - 1) * L->stride + (kcols - 1) * L->dilation + 1;
+  if (T->gemmini_library) { /* the input extent the hardware's loop unroller assumes */
+    irows += L->stride - 1;
+    icols += L->stride - 1;
+  }
   int upad = ssc_max(-irow0, 0), lpad = ssc_max(-icol0, 0);
   int dpad = ssc_max(irow0 + irows - L->in_rows, 0), rpad = ssc_max(icol0 + icols - L->in_cols, 0);
-  if (upad > irows) upad = irows;
-  if (upad + dpad > irows) dpad = irows - upad;
-  if (lpad > icols) lpad = icols;
-  if (lpad + rpad > icols) rpad = icols - lpad;
+  if (!T->gemmini_library) {
+    if (upad > irows) upad = irows;
+    if (upad + dpad > irows) dpad = irows - upad;
+    if (lpad > icols) lpad = icols;
+    if (lpad + rpad > icols) rpad = icols - lpad;
+  }
   int S = L->kernel_cols;
   int wstride = L->depthwise ? L->in_channels : L->out_channels;
   const uint8_t* in = input + ((int64_t)(b0 * L->in_rows + irow0 + upad) * L->in_cols + (icol0 + lpad)) * L->in_channels + kh0;
@@ -143,6 +156,7 @@ static inline void spike_sim_conv(const spike_sim_conv_layer_t* L, const spike_s
       if (seen_red) spills = 1;
     }
   }
+  if (T->gemmini_library) spills = 0;
   uint32_t slot_bytes = spike_sim_conv_slot_bytes(L, T);
   int idx[SSC_NDIMS] = {0};
   gemmini_config_st_act(L->out_channels, L->act, L->scale);
