@@ -104,6 +104,8 @@ def main(argv=None) -> int:
                 }
                 if args.profile:
                     row["profile_cosa"], row["profile_heuristic"] = rc.profile[0][gi], rh.profile[0][gi]
+                    for s, sch in (("cosa", sc), ("heuristic", sh)):
+                        row[f"host_counts_{s}"] = host_counts(d.layer, sch, args.config)
                 rows.append(row)
                 all_speedups.append(row["speedup"])
                 if row["speedup"] < 1 / 1.05:
@@ -145,6 +147,17 @@ def main(argv=None) -> int:
               f"{m['spearman']:.3f}, model / Spike median {m['ratio_median']:.2f} (10-90%: {m['ratio_p10']:.2f}-"
               f"{m['ratio_p90']:.2f}); the model's predicted speedup has the sign of Spike's on "
               f"{m['speedup_sign_agrees']} layers")
+        if args.profile:
+            report["host_calibration"] = host_calibration(report)
+            c = report["host_calibration"]
+            if "error" in c:
+                print(f"host calibration: {c['error']}")
+            else:
+                print(f"core instructions of the Gemmini part ({c['pairs']} layer x schedule pairs, hardware loops): "
+                      f"{c['per_tile']:.1f} per hardware-loop tile + {c['per_readout_command']:.1f} per read-out "
+                      f"command + {c['per_layer']:.1f} per layer (least squares; residual median "
+                      f"{c['residual_median']:.1%}, max {c['residual_max']:.1%}); the model assumes "
+                      f"{c['model_per_tile']} and {c['model_per_readout_command']}")
         tot_c = sum(v["cycles_cosa"] for v in report["models"].values())
         tot_h = sum(v["cycles_heuristic"] for v in report["models"].values())
         report["whole_model_cycles_total"] = {"cosa": tot_c, "heuristic": tot_h}
@@ -155,6 +168,61 @@ def main(argv=None) -> int:
     _plot(report, out.with_suffix(".png"))
     print(f"wrote {out} and {out.with_suffix('.png')}")
     return 0
+
+
+def host_counts(layer, sched, config: str) -> dict:
+    """What the core executes in a layer's Gemmini part under the code emitted for ``sched``:
+    the hardware-loop tiles the codegen emits (its fitted tile's trips) and the read-out commands
+    of the core's per-channel / int32 read-out loops as schedules' model counts them."""
+    import schedules
+    import spike_sim
+    from schedules.cost import READOUT_HOST_INSTRUCTIONS
+    from schedules.mapping import Mapping
+    from tvm_accel.gemmini.codegen import fit_tile
+
+    cfg = spike_sim.load_config(config)
+    if sched.loops != "hardware":
+        return {}
+    tile, _ = fit_tile(layer, sched, cfg.acc_rows, cfg.dim)
+    tiles = math.prod(-(-sched.bounds[d] // tile[d]) for d in sched.bounds)
+    slayer, arch = layer.schedule_layer(), schedules.load_arch(cfg)
+    mp = Mapping.for_gemmini(slayer, sched.tile, sched.order, dim=arch.dim, double_buffer=sched.double_buffer)
+    est = schedules.evaluate(slayer, mp, arch, schedules.Execution("hardware", sched.readout))
+    t = arch.timing
+    host_cmd = t["command_issue_cycles"] + t.get("rocc_issue_cycles", 0.0) \
+        + READOUT_HOST_INSTRUCTIONS * t.get("cpu_cycles_per_instruction", 1.0)
+    mvouts = (est.breakdown.get("channel_mvouts", 0.0) + est.breakdown.get("int32_mvouts", 0.0)) / host_cmd
+    configs = est.breakdown.get("channel_configs", 0.0) / host_cmd
+    return {"tiles": tiles, "readout_commands": mvouts + configs, "readout_mvouts": mvouts, "readout_configs": configs}
+
+
+def host_calibration(report: dict) -> dict:
+    """The core's instructions in the Gemmini part (``--profile``: instret from the first tile to
+    the fence after the last) against what the code does: least squares of instret = a * tiles +
+    b * read-out commands + c (per layer), over every (layer, schedule) with hardware loops. a and
+    b are what schedules' HW_LOOP_HOST_INSTRUCTIONS / READOUT_HOST_INSTRUCTIONS should be."""
+    from schedules.cost import HW_LOOP_HOST_INSTRUCTIONS, READOUT_HOST_INSTRUCTIONS
+
+    X, y = [], []
+    for v in report["models"].values():
+        for r in v["layers"]:
+            for s in ("cosa", "heuristic"):
+                hc = r.get(f"host_counts_{s}")
+                if hc:
+                    X.append([hc["tiles"], hc["readout_commands"], 1.0])
+                    y.append(r[f"profile_{s}"]["instret"])
+    if len(y) < 4:
+        return {"error": f"only {len(y)} layer x schedule pairs with hardware loops"}
+    X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
+    if not X[:, 1].any():  # no core read-out in these runs: fit tiles and a per-layer constant
+        coef, *_ = np.linalg.lstsq(X[:, [0, 2]], y, rcond=None)
+        coef = np.array([coef[0], 0.0, coef[1]])
+    else:
+        coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    res = np.abs(X @ coef - y) / np.maximum(y, 1.0)
+    return {"pairs": len(y), "per_tile": float(coef[0]), "per_readout_command": float(coef[1]),
+            "per_layer": float(coef[2]), "residual_median": float(np.median(res)), "residual_max": float(res.max()),
+            "model_per_tile": HW_LOOP_HOST_INSTRUCTIONS, "model_per_readout_command": READOUT_HOST_INSTRUCTIONS}
 
 
 def model_vs_spike(report: dict) -> dict:

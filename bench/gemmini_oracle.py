@@ -1,7 +1,8 @@
 """The oracle bound on the Gemmini speedup: per conv / dense layer, the fastest of many legal
 mappings measured on Spike through the real codegen, against the heuristic's and CoSA's.
 
-    .venv/bin/python bench/gemmini_oracle.py [--models resnet aww vww toycar] [--top 20] [--config default]
+    .venv/bin/python bench/gemmini_oracle.py [--models resnet aww vww toycar] [--top 20] [--diverse 10]
+                                             [--random 15] [--seed 0] [--random-within 2.0] [--config default]
                                              [--json] [--out bench/results/gemmini_oracle.json]
 
 Question answered: what geomean speedup over the heuristic could ANY scheduler reach with this
@@ -15,7 +16,12 @@ double buffering):
     every loop-order case, double buffering on and off: the exhaustive search's grids, ranked);
   - diversity: the model's best tiling per (loop-order case, double buffering, K tile) and per
     (case, double buffering, number of output tiles), i.e. other tile shapes, other loop orders,
-    double buffering on/off, that the model may rank wrongly.
+    double buffering on/off, that the model may rank wrongly;
+  - ``--random`` mappings per layer that do not come from the model's ranking: seeded draws,
+    uniform over the tile sizes of every dimension (C, R, S may be split), the DRAM order of the
+    output loops and of the reduction loops, double buffering on / off, kept when the legality
+    checker accepts them and the model costs them at most ``--random-within`` x the heuristic's
+    mapping (only to keep hopeless draws, 10-50x slower, from making the Spike runs long).
 Measurement: the model is compiled and run on Spike once per candidate "slot": slot 0 is the
 heuristic's schedule, slot 1 CoSA's (both exactly as bench/gemmini.py builds them), slot i >= 2
 pins every layer's i-th candidate (codegen option ``mappings``); a layer with fewer candidates
@@ -32,7 +38,8 @@ together in one last slot ("together": what a scheduler picking exactly those wo
 per layer the oracle is the lower of the two.
 
 Prints per layer and per model heuristic / oracle, heuristic / CoSA, CoSA / oracle and the
-geomeans; writes bench/results/gemmini_oracle.json.
+geomeans, where each layer's fastest mapping came from (heuristic, CoSA, the model's ranking,
+random) and how often a random mapping was the fastest; writes bench/results/gemmini_oracle.json.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ import os
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +66,26 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))
     return Path(base) / "tvm-accel" / "gemmini-oracle"
+
+
+_SIM_HASH: str | None = None
+
+
+def _simulator_hash() -> str:
+    """A hash of what else decides the measured cycles: the built Gemmini extension and the
+    runtime sources compiled into the ELF (a cached slot is stale when the simulator changes)."""
+    global _SIM_HASH
+    if _SIM_HASH is None:
+        import spike_sim
+        from spike_sim.paths import extension_library
+
+        h = hashlib.sha256(extension_library().read_bytes())
+        for root in (Path(spike_sim.__file__).parent / "runtime", ROOT / "tvm_accel" / "gemmini" / "runtime"):
+            for f in sorted(p for p in root.rglob("*") if p.is_file()):
+                h.update(str(f.relative_to(root)).encode())
+                h.update(f.read_bytes())
+        _SIM_HASH = h.hexdigest()[:16]
+    return _SIM_HASH
 
 
 # ------------------------------------------------------------------------------ candidates
@@ -84,7 +112,8 @@ def ranked_tilings(slayer, arch, execution, top: int, diverse: int) -> list[dict
                 acc[tm.kind] = acc.get(tm.kind, 0.0) + term_grid(tm)
             g = lambda k: acc.get(k, 0.0)  # noqa: E731
             cyc = total_cycles(g("compute"), g("dma"), g("edge"), db, g("readout"), g("host"),
-                               execution.serial and case != "red", g("dma_seq"), execution.serial, g("readout_tile"))
+                               execution.serial and case != "red", g("dma_seq"), execution.serial, g("readout_tile"),
+                               g("host_seq"))
             cap_sp, cap_acc = execution.capacity(arch, db)
             ok = (g("sp_w") + g("sp_i") <= cap_sp) & (g("acc") <= cap_acc)
             if case == "red":
@@ -128,6 +157,34 @@ def ranked_tilings(slayer, arch, execution, top: int, diverse: int) -> list[dict
     return pts[:top] + (sorted(per_case.values(), key=lambda p: p["cycles"]) + others)[:diverse]
 
 
+def random_mappings(slayer, arch, rng: np.random.Generator, attempts: int = 8000):
+    """Legal mappings drawn independently of the cost model (at most ``attempts`` draws): every tile
+    size uniformly from its dimension's candidates (schedules.cost.dim_candidates: any size up
+    to the bound; K and C above DIM in DIM multiples; C, R, S may be split), a uniform random
+    DRAM order of the output loops (N K P Q) followed by one of the reduction loops (C R S,
+    which the codegen keeps innermost), double buffering on or off with probability 1/2; kept
+    when schedules' legality checker accepts it (rejection sampling: uniform over the legal
+    (tile, order, buffering) tuples). Yields Mappings; the caller deduplicates by emitted code."""
+    import schedules
+    from schedules.cost import dim_candidates
+    from schedules.mapping import Mapping
+
+    L, dim = slayer, arch.dim
+    sizes = {"N": dim_candidates(L.N, dim), "K": dim_candidates(L.K, dim, blocked=True),
+             "C": dim_candidates(L.C, dim, blocked=True), "P": dim_candidates(L.P, dim),
+             "Q": dim_candidates(L.Q, dim), "R": dim_candidates(L.R, dim), "S": dim_candidates(L.S, dim)}
+    for _ in range(attempts):
+        tile = {d: int(rng.choice(v)) for d, v in sizes.items()}
+        tile["G"] = 1
+        order = ["G"] + [str(x) for x in rng.permutation(list("NKPQ"))] + [str(x) for x in rng.permutation(list("CRS"))]
+        try:
+            mp = Mapping.for_gemmini(L, tile, order, dim=dim, double_buffer=bool(rng.integers(2)))
+            schedules.check_mapping(L, mp, arch)
+        except schedules.ScheduleError:
+            continue
+        yield mp
+
+
 def code_key(layer, sched, acc_rows: int, dim: int) -> tuple:
     """What the codegen's hardware loops emit for a schedule: the fitted tile, the loops that
     remain (reduction innermost), double buffering. Two schedules with the same key give the
@@ -142,8 +199,14 @@ def code_key(layer, sched, acc_rows: int, dim: int) -> tuple:
     return (tuple(sorted(tile.items())), tuple(order), bool(sched.double_buffer))
 
 
-def layer_candidates_for(d, cfg, top: int, diverse: int, heur, cosa) -> list:
-    """The candidate LayerSchedules of one offloaded layer (heuristic and CoSA first)."""
+def layer_candidates_for(d, cfg, top: int, diverse: int, heur, cosa, n_random: int = 0,
+                         rng: np.random.Generator | None = None, random_within: float = 2.0) -> list:
+    """The candidate LayerSchedules of one offloaded layer (heuristic and CoSA first), then the
+    model's ranked ones, then up to ``n_random`` random legal mappings (labelled "random") whose
+    code differs from all before. A random mapping is admitted when the model costs it at most
+    ``random_within`` x the heuristic's mapping: a loose bound that only keeps hopeless draws
+    (many tiny tiles, split 3x3 windows: 10-50x slower) from making the Spike runs long; within it
+    the draw is uniform and the model's ranking plays no part."""
     import schedules
     from schedules.cost import CASE_ORDER
     from schedules.mapping import Mapping
@@ -168,6 +231,22 @@ def layer_candidates_for(d, cfg, top: int, diverse: int, heur, cosa) -> list:
         if k not in seen:
             seen.add(k)
             out.append(s)
+    if n_random:
+        added = 0
+        for mp in random_mappings(slayer, arch, rng):
+            if added >= n_random:
+                break
+            try:
+                s = schedule_of_mapping(layer, cfg, mp, loops="hardware", label="random")
+            except schedules.ScheduleError:
+                continue
+            if s.cycles > random_within * heur.cycles:
+                continue
+            k = code_key(layer, s, cfg.acc_rows, cfg.dim)
+            if k not in seen:
+                seen.add(k)
+                out.append(s)
+                added += 1
     return out
 
 
@@ -186,6 +265,7 @@ def measure_slot(path: Path, workdir: Path, slot: int, schedule: str, mappings: 
     for a in inputs:
         h.update(np.ascontiguousarray(a).tobytes())
     h.update(json.dumps(__import__("spike_sim").load_config(config).to_dict(), sort_keys=True).encode())
+    h.update(_simulator_hash().encode())
     cache = _cache_dir() / f"{h.hexdigest()[:24]}.json"
     if cache.exists():
         rec = json.loads(cache.read_text())
@@ -208,7 +288,8 @@ def geomean(xs) -> float:
     return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
 
 
-def run_model(name: str, top: int, diverse: int, config: str, workdir: Path, progress) -> dict:
+def run_model(name: str, top: int, diverse: int, config: str, workdir: Path, progress, n_random: int = 0,
+              seed: int = 0, random_within: float = 2.0) -> dict:
     import spike_sim
 
     from tvm_accel import frontend
@@ -226,7 +307,11 @@ def run_model(name: str, top: int, diverse: int, config: str, workdir: Path, pro
     for d in offl:
         heur = schedule(d.layer, cfg, "heuristic", loops="hardware")
         cosa = schedule(d.layer, cfg, "cosa", loops="hardware")
-        cands[d.gemmini_index] = layer_candidates_for(d, cfg, top, diverse, heur, cosa)
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode()), d.gemmini_index])
+        cands[d.gemmini_index] = layer_candidates_for(d, cfg, top, diverse, heur, cosa, n_random, rng,
+                                                      random_within)
+        progress(f"{name}: layer {d.gemmini_index + 1}/{len(offl)}: {len(cands[d.gemmini_index])} candidates "
+                 f"({sum(1 for c in cands[d.gemmini_index] if c.method == 'random')} random)")
     progress(f"{name}: {len(offl)} layers, {sum(len(c) for c in cands.values())} candidates "
              f"({time.time() - t0:.1f} s)")
     sets = random_inputs(str(path), 1, seed=0)
@@ -288,14 +373,20 @@ def run_model(name: str, top: int, diverse: int, config: str, workdir: Path, pro
             "cosa_over_oracle": cosa_c[gi] / oracle_c,
             "heuristic_over_oracle_together": heur_c[gi] / confirmed[gi],
             "oracle_mapping": c[best].mapping, "oracle_tile": c[best].tile, "oracle_double_buffer": c[best].double_buffer,
-            "oracle_from": "heuristic" if best == 0 else ("cosa" if best == ci else c[best].method),
+            "oracle_from": "heuristic" if best == 0 else ("cosa" if best == ci else
+                                                          ("random" if c[best].method == "random" else "model")),
+            "oracle_why": c[best].method,
             "oracle_modelled": c[best].cycles, "cosa_modelled": c[ci].cycles, "heuristic_modelled": c[0].cycles,
             "cosa_mapping": c[ci].mapping, "heuristic_mapping": c[0].mapping,
             "model_best_measured": m[model_best],
+            "random_candidates": sum(1 for s in c if s.method == "random"),
+            "best_random": min((v for s, v in zip(c, m) if s.method == "random"), default=None),
+            "best_not_random": min(v for s, v in zip(c, m) if s.method != "random"),
             "measured": [{"mapping": s.mapping, "why": s.method, "modelled": s.cycles, "spike": v}
                          for s, v in zip(c, measured[gi])],
         })
     return {"layers": rows, "slots": n_slots + 1, "outputs_equal": outputs_equal,
+            "oracle_from": {k: sum(1 for r in rows if r["oracle_from"] == k) for k in ("heuristic", "cosa", "model", "random")},
             "geomean_heuristic_over_oracle_together": geomean(r["heuristic_over_oracle_together"] for r in rows),
             "geomean_heuristic_over_oracle": geomean(r["heuristic_over_oracle"] for r in rows),
             "geomean_heuristic_over_cosa": geomean(r["heuristic_over_cosa"] for r in rows),
@@ -308,25 +399,34 @@ def main(argv=None) -> int:
     ap.add_argument("--top", type=int, default=20, help="best tilings under the model per layer (plus the diverse ones)")
     ap.add_argument("--diverse", type=int, default=10,
                     help="per layer, other tile shapes / loop orders / buffering the model ranks lower")
+    ap.add_argument("--random", type=int, default=15,
+                    help="per layer, legal mappings drawn at random (not from the model's ranking)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the random mappings")
+    ap.add_argument("--random-within", type=float, default=2.0,
+                    help="admit a random mapping when the model costs it at most this x the heuristic's")
     ap.add_argument("--config", default="default")
     ap.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
     ap.add_argument("--out", default=str(RESULTS / "gemmini_oracle.json"))
     args = ap.parse_args(argv)
-    if args.top < 1 or args.diverse < 0:
-        print("error: --top must be at least 1 and --diverse at least 0", file=sys.stderr)
+    if args.top < 1 or args.diverse < 0 or args.random < 0 or not args.random_within > 0:
+        print("error: --top must be at least 1, --diverse and --random at least 0, --random-within positive",
+              file=sys.stderr)
         return 2
     t_start = time.time()
 
     def progress(msg):
         print(f"[{time.time() - t_start:6.0f} s] {msg}", file=sys.stderr, flush=True)
 
-    report = {"config": args.config, "top": args.top, "diverse": args.diverse, "loops": "hardware", "exact": False, "models": {}}
+    report = {"config": args.config, "top": args.top, "diverse": args.diverse, "random": args.random, "seed": args.seed,
+              "random_within": args.random_within,
+              "loops": "hardware", "exact": False, "models": {}}
     with tempfile.TemporaryDirectory(prefix="bench-gemmini-oracle-") as td:
         for name in args.models:
             if not (SHARED / f"{name}.tflite").exists():
                 print(f"skip {name}: {SHARED / (name + '.tflite')} not found (../shared absent)", file=sys.stderr)
                 continue
-            report["models"][name] = run_model(name, args.top, args.diverse, args.config, Path(td), progress)
+            report["models"][name] = run_model(name, args.top, args.diverse, args.config, Path(td), progress,
+                                               args.random, args.seed, args.random_within)
     rows = [r for v in report["models"].values() for r in v["layers"]]
     if rows:
         report["layers"] = len(rows)
@@ -339,6 +439,11 @@ def main(argv=None) -> int:
         report["oracle_together_cycles_total"] = sum(r["oracle_cycles_together"] for r in rows)
         report["cosa_cycles_total"] = sum(r["cosa_cycles"] for r in rows)
         report["heuristic_cycles_total"] = sum(r["heuristic_cycles"] for r in rows)
+        report["oracle_from"] = {k: sum(1 for r in rows if r["oracle_from"] == k)
+                                 for k in ("heuristic", "cosa", "model", "random")}
+        rnd = [r for r in rows if r["best_random"] is not None]
+        report["random_beats_the_rest_by_over_1pct"] = sum(1 for r in rnd if r["best_random"] < r["best_not_random"] / 1.01)
+        report["geomean_best_not_random_over_oracle"] = geomean(r["best_not_random"] / r["oracle_cycles"] for r in rows)
     report["wall_seconds"] = time.time() - t_start
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -367,6 +472,11 @@ def main(argv=None) -> int:
               f"(run together: heuristic / oracle x{report['geomean_heuristic_over_oracle_together']:.3f}); "
               f"Gemmini cycles summed: heuristic {report['heuristic_cycles_total']}, CoSA {report['cosa_cycles_total']}, "
               f"oracle {report['oracle_cycles_total']}")
+        f = report["oracle_from"]
+        print(f"the fastest mapping came from: heuristic {f['heuristic']}, CoSA {f['cosa']}, the model's ranking "
+              f"{f['model']}, random {f['random']} layers (a random mapping beat every other candidate by more than 1% "
+              f"on {report['random_beats_the_rest_by_over_1pct']}); without the random ones the oracle would be "
+              f"x{report['geomean_best_not_random_over_oracle']:.3f} slower (geomean)")
     print(f"wrote {out} ({report['wall_seconds']:.0f} s)")
     return 0
 

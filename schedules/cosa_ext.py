@@ -98,7 +98,7 @@ class _CaseModel:
         self.offsets = np.cumsum([0, *sizes])
         self.nx = int(self.offsets[-1])
         self.cost_terms = [t for t in self.terms
-                           if t.kind in ("compute", "dma", "dma_seq", "edge", "readout", "readout_tile", "host")]
+                           if t.kind in ("compute", "dma", "dma_seq", "edge", "readout", "readout_tile", "host", "host_seq")]
         self.by_name = {t.name: t for t in self.terms}
         # log values of every term over the one-hot columns
         self.logv: dict[str, np.ndarray] = {}
@@ -164,22 +164,24 @@ class _CaseModel:
                                    np.log(c.R.astype(float)), np.log(c.S.astype(float))])
             self._row(-inf, math.log(layer.C * layer.R * layer.S) - 1e-6, xcols, logs)
         if self.serial:
-            for group in (("dma_seq", "compute", "host", "readout"), ("dma_seq", "dma", "host", "readout")):
+            for group in (("dma_seq", "compute", "host", "readout", "host_seq"),
+                          ("dma_seq", "dma", "host", "readout", "host_seq")):
                 cols = t_idx(group)
                 self._row(-inf, 0.0, cols + [self.z], [1.0] * len(cols) + [-1.0])
         elif ex.serial:  # split reductions (see cost.total_cycles, red_overlap)
             loops = ((("compute", "edge"), ("dma", "dma_seq")) if db else (("compute", "dma", "dma_seq"),))
             for part in loops:
-                cols = t_idx(part + ("host", "readout_tile"))
+                cols = t_idx(part + ("host", "readout_tile", "host_seq"))
                 self._row(-inf, 0.0, cols + [self.z], [1.0] * len(cols) + [-1.0])
-                cols, half = t_idx(part), t_idx(("host", "readout"))
+                cols, half = t_idx(part), t_idx(("host", "readout", "host_seq"))
                 self._row(-inf, 0.0, cols + half + [self.z], [0.75] * len(cols) + [1.0] * len(half) + [-1.0])
         elif db:
-            for group in (("compute", "edge", "readout"), ("dma", "dma_seq", "readout"), ("host", "readout")):
+            for group in (("compute", "edge", "readout", "host_seq"), ("dma", "dma_seq", "readout", "host_seq"),
+                          ("host", "readout", "host_seq")):
                 cols = t_idx(group)
                 self._row(-inf, 0.0, cols + [self.z], [1.0] * len(cols) + [-1.0])
         else:
-            for group in (("compute", "dma", "dma_seq", "readout"), ("host", "readout")):
+            for group in (("compute", "dma", "dma_seq", "readout", "host_seq"), ("host", "readout", "host_seq")):
                 cols = t_idx(group)
                 self._row(-inf, 0.0, cols + [self.z], [1.0] * len(cols) + [-1.0])
         # accumulator: one term, exact in log space; scratchpad: each part alone must fit
@@ -234,18 +236,18 @@ class _CaseModel:
     def evaluate(self, choice: tuple[int, ...]) -> tuple[float, bool, float, float]:
         """(exact cycles, fits, weight rows, input rows) of a choice."""
         sums = {"compute": 0.0, "dma": 0.0, "dma_seq": 0.0, "edge": 0.0, "readout": 0.0, "readout_tile": 0.0,
-                "host": 0.0}
+                "host": 0.0, "host_seq": 0.0}
         for t in self.cost_terms:
             sums[t.kind] += self.value_of(t.name, choice)
         if self.serial:
-            cyc = sums["dma_seq"] + max(sums["compute"], sums["dma"]) + sums["host"] + sums["readout"]
+            cyc = sums["dma_seq"] + max(sums["compute"], sums["dma"]) + sums["host"] + sums["readout"] + sums["host_seq"]
         else:
             sums["dma"] += sums["dma_seq"]
             base = max(sums["compute"] + sums["edge"], sums["dma"]) if self.db else sums["compute"] + sums["dma"]
             if self.host_serial:
-                cyc = max(base + sums["readout_tile"], sums["readout"] + 0.75 * base) + sums["host"]
+                cyc = max(base + sums["readout_tile"], sums["readout"] + 0.75 * base) + sums["host"] + sums["host_seq"]
             else:
-                cyc = max(base, sums["host"]) + sums["readout"]
+                cyc = max(base, sums["host"]) + sums["readout"] + sums["host_seq"]
         w = self.value_of("weight_rows", choice)
         i = self.value_of("input_rows", choice)
         a = self.value_of("acc_rows", choice)

@@ -100,7 +100,13 @@ class Execution:
         P, Q trips, input traffic by the K trips, whatever the order), a loop may use only half
         of the accumulator (the loop unrollers alternate halves), and each tile costs the host
         ``HW_LOOP_COMMANDS * rocc_issue_cycles + HW_LOOP_HOST_INSTRUCTIONS *
-        cpu_cycles_per_instruction`` (the six CONFIGs and the loop, and computing their fields).
+        cpu_cycles_per_instruction`` (the six CONFIGs and the loop, and computing their fields;
+        kind ``host_seq``). That work is added to the total, not overlapped: the core waits
+        until the command stream accepted the previous LOOP (its unroller free, its commands
+        dispatched as the queues drain), so it computes the next loop's fields while the
+        accelerator is busy with little else queued behind it (Spike, tiny dense layers: one tile
+        more costs ~35 cycles even double-buffered; the overlapped form chose splits that were
+        5-9% slower).
     ``readout`` (how results leave the accumulator after the last reduction tile):
       - ``"int8"``: one scaled mvout per DIM block of channels (per-tensor fp32 scale);
       - ``"per-channel"``: per-channel fp32 scales; the store unit has one scale per
@@ -168,15 +174,23 @@ class Execution:
 
 DEFAULT_EXECUTION = Execution()
 #: Host instructions per read-out command of the codegen's per-channel / int32 read-out loops
-#: (tva_mvout_runs: one mvout per run of up to DIM pixels, operands precomputed; measured on
-#: Spike, resnet's first layer: ~9.5 per command plus ~8 per output-row segment when a tile does
-#: not span the output width, which the product form cannot separate: 12 in between).
-READOUT_HOST_INSTRUCTIONS = 12
+#: (tva_mvout_runs: one mvout per run of up to DIM pixels, operands precomputed; per-channel also
+#: one CONFIG store per channel). Measured on Spike with the support code inlined
+#: (bench/gemmini.py --profile: the core's instructions retired in each layer's Gemmini part,
+#: least squares against this model's counts of tiles and read-out commands over the 116 layer x
+#: schedule pairs of the four TinyML models): 6.6 per command with per-channel scales, 10.3 with
+#: the int32 read-out of --exact; per output-row segment ~2 more, which the product form cannot
+#: separate from the commands. 7: the default (per-channel) code.
+READOUT_HOST_INSTRUCTIONS = 7
 #: RoCC commands the host sends per hardware-loop tile (LOOP_CONV_WS: six CONFIGs + the loop).
 HW_LOOP_COMMANDS = 7
-#: Host instructions per hardware-loop tile of the codegen (tva_conv_tile, ~237 instructions of
-#: field arithmetic in the RISC-V build, plus the generated tile loop around it, ~35).
-HW_LOOP_HOST_INSTRUCTIONS = 270
+#: Host instructions per hardware-loop tile of the codegen (the tile loop and tva_conv_tile's
+#: field arithmetic, always inlined with the layer's descriptor constant-propagated). Measured
+#: as READOUT_HOST_INSTRUCTIONS: 32 per tile for layers without a core read-out (16 per tile plus
+#: 25 per layer: 41 instructions for one tile, 57 for two); with a core read-out the fit gives
+#: 42 (int32) to 73 (per-channel) per tile, the rest of the read-out's own loop set-up, which
+#: this constant leaves out. (It was 270 while gcc could out-line tva_conv_tile.)
+HW_LOOP_HOST_INSTRUCTIONS = 32
 #: Host instructions per command of the codegen's explicit nests (static gaps between
 #: consecutive RoCC instructions in the compiled nests: 5-16, inner compute loops 5-8).
 EXPLICIT_HOST_INSTRUCTIONS = 8
@@ -254,7 +268,8 @@ def layer_candidates(layer: Layer, arch: GemminiArch, case: str) -> Candidates:
 class Term:
     """coef * prod_g values[g][choice_g]; ``kind`` is one of compute, dma, edge (first/last
     tile in double buffering), readout (serial read-out by the core), host (the core issuing
-    commands), sp_w, sp_i, acc (footprints, rows)."""
+    commands, in parallel), host_seq (the core's work per hardware loop, added), dma_seq,
+    readout_tile, sp_w, sp_i, acc (footprints, rows)."""
 
     kind: str
     name: str
@@ -458,7 +473,7 @@ def build_terms(
     rocc, cpi = t.get("rocc_issue_cycles", 0.0), t.get("cpu_cycles_per_instruction", 1.0)
     if ex.hardware:
         # the host computes and issues every tile's loop
-        add("host", "loop_host", G * (HW_LOOP_COMMANDS * rocc + HW_LOOP_HOST_INSTRUCTIONS * cpi), _agg(N, one),
+        add("host_seq", "loop_host", G * (HW_LOOP_COMMANDS * rocc + HW_LOOP_HOST_INSTRUCTIONS * cpi), _agg(N, one),
             _agg(K, one), _agg(C, one), _agg2(P, R, lambda p, r: one(p)), _agg2(Q, S, lambda q, s: one(q)))
     elif ex.loops == "explicit":
         # every command of the nest comes from the host (the counts of the issue terms above)
@@ -537,7 +552,7 @@ def term_grid(term: Term, k_slice: slice | None = None) -> np.ndarray:
 
 
 def total_cycles(compute, dma, edge, double_buffer: bool, readout=0.0, host=0.0, serial: bool = False,
-                 dma_seq=0.0, host_serial: bool = False, readout_tile=0.0):
+                 dma_seq=0.0, host_serial: bool = False, readout_tile=0.0, host_seq=0.0):
     """Single buffering: compute + dma. Double buffering: the first tile's loads, then the
     overlapped rest, then the last tile's stores: edge + max(compute, dma - edge) =
     max(compute + edge, dma) (dma already contains the edge transfers once). The host issuing
@@ -549,14 +564,16 @@ def total_cycles(compute, dma, edge, double_buffer: bool, readout=0.0, host=0.0,
     ``host_serial`` (Execution.serial with split reductions): a read-out overlaps the next
     output tile's first reduction loops (a quarter of the loops credited), the last output tile's
     (``readout_tile``) nothing, and the core issues the next loop only after the read-out:
-    max(base + readout_tile, readout + 3/4 base) + host."""
+    max(base + readout_tile, readout + 3/4 base) + host. ``host_seq`` (the host's work per
+    hardware loop) is added in every form: the core computes a loop's fields only after the
+    previous LOOP command was accepted (see Execution)."""
     if serial:
-        return dma_seq + np.maximum(compute, dma) + host + readout
+        return dma_seq + np.maximum(compute, dma) + host + readout + host_seq
     dma = dma + dma_seq
     base = np.maximum(compute + edge, dma) if double_buffer else compute + dma
     if host_serial:
-        return np.maximum(base + readout_tile, readout + 0.75 * base) + host
-    return np.maximum(base, host) + readout
+        return np.maximum(base + readout_tile, readout + 0.75 * base) + host + host_seq
+    return np.maximum(base, host) + readout + host_seq
 
 
 @dataclasses.dataclass(frozen=True)
@@ -622,13 +639,14 @@ def evaluate(layer: Layer, mapping: Mapping | GemminiTiling, arch: GemminiArch,
         by_kind[tm.kind] = by_kind.get(tm.kind, 0.0) + vals[tm.name]
     comp, dma, edge = by_kind.get("compute", 0.0), by_kind.get("dma", 0.0), by_kind.get("edge", 0.0)
     readout, host, dma_seq = by_kind.get("readout", 0.0), by_kind.get("host", 0.0), by_kind.get("dma_seq", 0.0)
-    readout_tile = by_kind.get("readout_tile", 0.0)
+    readout_tile, host_seq = by_kind.get("readout_tile", 0.0), by_kind.get("host_seq", 0.0)
     split = any(tiling.trips[d] > 1 for d in REDUCTION_DIMS if d in tiling.trips)
     ser = as_execution(execution).serial
-    cycles = float(total_cycles(comp, dma, edge, db, readout, host, ser and not split, dma_seq, ser, readout_tile))
+    cycles = float(total_cycles(comp, dma, edge, db, readout, host, ser and not split, dma_seq, ser, readout_tile,
+                                host_seq))
     return CycleEstimate(
         cycles=cycles, compute_cycles=comp, dma_cycles=dma + dma_seq, edge_cycles=edge, readout_cycles=readout,
-        host_cycles=host,
+        host_cycles=host + host_seq,
         sp_rows=int(round(by_kind["sp_w"] + by_kind["sp_i"])), acc_rows=int(round(by_kind["acc"])),
         macs=layer.macs, dim=arch.dim, breakdown=vals,
     )

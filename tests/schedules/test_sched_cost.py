@@ -183,9 +183,9 @@ def walk_execution(layer: Layer, mapping: Mapping, arch, loops: str, readout: st
     dim, bus = arch.dim, arch.dma_bus_bytes
     beat = bus / t["dma_bytes_per_cycle"]
     issue = t["command_issue_cycles"]
-    host = issue + t["rocc_issue_cycles"] + 12 * t["cpu_cycles_per_instruction"]
+    host = issue + t["rocc_issue_cycles"] + 7 * t["cpu_cycles_per_instruction"]
     cmd = t["rocc_issue_cycles"] + 8 * t["cpu_cycles_per_instruction"]  # one command of an explicit nest
-    per_loop = 7 * t["rocc_issue_cycles"] + 270 * t["cpu_cycles_per_instruction"]
+    per_loop = 7 * t["rocc_issue_cycles"] + 32 * t["cpu_cycles_per_instruction"]
     per_req = t["dma_latency"] / t["dma_max_inflight"]
     conv_rows = layer.P * layer.Q > 1
     cdiv = lambda a, b: -(-a // b)  # noqa: E731
@@ -269,8 +269,11 @@ def walk_execution(layer: Layer, mapping: Mapping, arch, loops: str, readout: st
             host_total += cmd * ncmd
     comp_total, dma_total, serial, host_total, weights_total = (
         x * gscale for x in (comp_total, dma_total, serial, host_total, weights_total))
+    # the core's work per hardware loop is added (it computes a loop after the previous one was
+    # accepted); explicit nests' commands overlap the accelerator
+    par_host, seq_host = (0.0, host_total) if hw else (host_total, 0.0)
     if not g.double_buffer_sp:
-        total = max(comp_total + dma_total, host_total) + serial
+        total = max(comp_total + dma_total, par_host) + serial + seq_host
     else:
         n, k, c, p, q, r, s = (g.tile[d] for d in "NKCPQRS")
         kb, rows = cdiv(k, dim), (n * p * cdiv(q, dim) if conv_rows else cdiv(n, dim))
@@ -286,7 +289,7 @@ def walk_execution(layer: Layer, mapping: Mapping, arch, loops: str, readout: st
             kc = ch(k)
             blocks = [dim] * (kc // dim) + ([kc % dim] if kc % dim else [])
             edge += n * p * q * sum(max(floor, xfer_out(b)) for b in blocks) + issue * rows * kb
-        total = max(comp_total + edge, dma_total, host_total) + serial
+        total = max(comp_total + edge, dma_total, par_host) + serial + seq_host
     if hw and readout != "int8":
         # split reductions: the core issues the next loop only after the read-out, a read-out
         # overlaps the next output tile's first loops (credited: a quarter of the loops), the last
@@ -326,7 +329,7 @@ def test_hardware_loops_lose_the_reuse_the_order_gives():
     assert hw.breakdown["input_xfer"] == pytest.approx(ex.breakdown["input_xfer"])
     pc = evaluate(layer, m, ARCH, Execution("hardware", "per-channel"))
     assert pc.readout_cycles > 0 and pc.host_cycles == pytest.approx(
-        4 * (7 * ARCH.timing.get("rocc_issue_cycles", 0.0) + 270 * ARCH.timing.get("cpu_cycles_per_instruction", 1.0)))
+        4 * (7 * ARCH.timing.get("rocc_issue_cycles", 0.0) + 32 * ARCH.timing.get("cpu_cycles_per_instruction", 1.0)))
     # a core read-out after hardware loops serialises the tiles (reductions not split here); in a
     # loop only the weights stream alongside the computes
     wdma = pc.breakdown["weight_xfer"] + pc.breakdown["weight_mvins"]
