@@ -209,6 +209,22 @@ def test_onnx_qdq_model_host(tmp_path):
         assert np.abs(r.outputs[0][s].astype(np.float64) - ref).max() <= 1
 
 
+def _refused(g, plan, offsets):
+    with pytest.raises(TvmAccelError, match="overlaps live buffers"):
+        check_plan(g, ArenaPlan(offsets, plan.arena_bytes + 512, "bad", plan.order))
+
+
+def _host_equals_tvm(mod, out_dir, seed):
+    """The C package of ``mod`` built and run natively on two seeded [1, 16, 8, 4] inputs
+    equals TVM's VM."""
+    need_host_cc()
+    emit_package(mod, out_dir, name="tiles")
+    xs = [np.random.default_rng(seed).integers(-128, 128, (2, 1, 16, 8, 4), dtype=np.int8)]
+    r = run_build(build_package(out_dir, "host"), xs)
+    for i in range(2):
+        np.testing.assert_array_equal(r.outputs[0][i], run_with_tvm(mod, xs[0][i]))
+
+
 def test_slices_release_the_input_progressively(tmp_path):
     """Two slices read the halves of the input: the planner puts the first half's result in
     the input's first half (dead once the first slice ran), the plan check accepts exactly
@@ -226,20 +242,9 @@ def test_slices_release_the_input_progressively(tmp_path):
     assert plan.offsets[part0] == plan.offsets[x]  # in the released first half
     assert plan.arena_bytes == 3 * 256  # not 4 * 256 (x whole + box0 + part0)
     for shift in (256, 16):  # over rows still to be read / reaching past the dead half
-        bad = dict(plan.offsets)
-        bad[part0] = plan.offsets[x] + shift
-        with pytest.raises(TvmAccelError, match="overlaps live buffers"):
-            check_plan(g, ArenaPlan(bad, plan.arena_bytes + 512, "bad", plan.order))
-    bad = dict(plan.offsets)
-    bad[box1] = plan.offsets[x]  # the second box over the first half: part0 is there
-    with pytest.raises(TvmAccelError, match="overlaps live buffers"):
-        check_plan(g, ArenaPlan(bad, plan.arena_bytes + 512, "bad", plan.order))
-    need_host_cc()
-    emit_package(mod, tmp_path / "p", name="slices")
-    xs = [np.random.default_rng(7).integers(-128, 128, (2, 1, 16, 8, 4), dtype=np.int8)]
-    r = run_build(build_package(tmp_path / "p", "host"), xs)
-    for i in range(2):
-        np.testing.assert_array_equal(r.outputs[0][i], run_with_tvm(mod, xs[0][i]))
+        _refused(g, plan, {**plan.offsets, part0: plan.offsets[x] + shift})
+    _refused(g, plan, {**plan.offsets, box1: plan.offsets[x]})  # the second box over part0
+    _host_equals_tvm(mod, tmp_path / "p", seed=7)
 
 
 def test_concat_pieces_at_their_place(tmp_path):
@@ -256,13 +261,5 @@ def test_concat_pieces_at_their_place(tmp_path):
     part0, part1, y = g.steps[1].outputs[0], g.steps[3].outputs[0], g.steps[4].outputs[0]
     assert g.steps[4].op == "concat"
     assert plan.offsets[part0] == plan.offsets[y] and plan.offsets[part1] == plan.offsets[y] + 256
-    bad = dict(plan.offsets)
-    bad[part1] = plan.offsets[y] + 128
-    with pytest.raises(TvmAccelError, match="overlaps live buffers"):
-        check_plan(g, ArenaPlan(bad, plan.arena_bytes + 512, "bad", plan.order))
-    need_host_cc()
-    emit_package(mod, tmp_path / "p", name="gather")
-    xs = [np.random.default_rng(8).integers(-128, 128, (2, 1, 16, 8, 4), dtype=np.int8)]
-    r = run_build(build_package(tmp_path / "p", "host"), xs)
-    for i in range(2):
-        np.testing.assert_array_equal(r.outputs[0][i], run_with_tvm(mod, xs[0][i]))
+    _refused(g, plan, {**plan.offsets, part1: plan.offsets[y] + 128})
+    _host_equals_tvm(mod, tmp_path / "p", seed=8)

@@ -21,12 +21,17 @@ from planner_randgraph import graphs
 SETTINGS = dict(deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
 
+def graph_with(name: str, sizes: dict[str, int]) -> Graph:
+    g = Graph(name)
+    for t, size in sizes.items():
+        g.add_tensor(t, size)
+    return g
+
+
 def two_tiles(ranges: bool = True) -> Graph:
     """An input read by two slices (its halves), each tile expanded, then reduced: the first
     tile's result can only fit in the input's first half, dead once the first slice ran."""
-    g = Graph("two tiles")
-    for name, size in {"x": 1024, "a": 512, "p1": 512, "b": 512, "p2": 512, "y": 64}.items():
-        g.add_tensor(name, size)
+    g = graph_with("two tiles", {"x": 1024, "a": 512, "p1": 512, "b": 512, "p2": 512, "y": 64})
     g.mark_input("x")
     g.mark_output("y")
     g.add_operator("slice1", ["x"], ["a"], kind="slice", reads={"x": (0, 512)} if ranges else None)
@@ -89,9 +94,7 @@ def test_rule_corner_cases():
 
 
 def test_outputs_and_whole_reads_are_never_released():
-    g = Graph("kept")
-    for name, size in {"x": 256, "a": 128, "b": 128, "c": 32}.items():
-        g.add_tensor(name, size)
+    g = graph_with("kept", {"x": 256, "a": 128, "b": 128, "c": 32})
     g.mark_input("x")
     g.mark_output("a")
     g.mark_output("c")
@@ -107,9 +110,7 @@ def test_outputs_and_whole_reads_are_never_released():
 
 
 def test_workspace_may_use_a_dead_prefix():
-    g = Graph("scratch")
-    for name, size in {"x": 512, "a": 256, "b": 256, "y": 16}.items():
-        g.add_tensor(name, size)
+    g = graph_with("scratch", {"x": 512, "a": 256, "b": 256, "y": 16})
     g.mark_input("x")
     g.mark_output("y")
     g.add_operator("s1", ["x"], ["a"], reads={"x": (0, 256)})
@@ -120,21 +121,19 @@ def test_workspace_may_use_a_dead_prefix():
     assert p.live == [768, 1024, 528]
 
 
-def test_read_ranges_are_validated():
+@pytest.mark.parametrize("reads, error", [({"x": (0, 65)}, "reads bytes"), ({"x": (8, 8)}, "reads bytes"),
+                                          ({"y": (0, 8)}, "not its input"), ({"x": 3}, "expected")])
+def test_read_ranges_are_validated(reads, error):
     g = Graph("bad")
     g.add_tensor("x", 64)
     g.add_tensor("y", 64)
     g.mark_input("x")
-    with pytest.raises(PlanningError, match="reads bytes"):
-        g.add_operator("op", ["x"], ["y"], reads={"x": (0, 65)})
+    with pytest.raises(PlanningError, match=error):
+        g.add_operator("op", ["x"], ["y"], reads=reads)
         g.check()
-    g = Graph("bad2")
-    g.add_tensor("x", 64)
-    g.add_tensor("y", 64)
-    g.mark_input("x")
-    with pytest.raises(PlanningError, match="not its input"):
-        g.add_operator("op", ["x"], ["y"], reads={"y": (0, 8)})
-        g.check()
+
+
+def test_views_and_in_place_operators_read_whole():
     with pytest.raises(PlanningError, match="alias"):
         Graph("bad3").add_operator("v", ["x"], ["y"], alias=True, reads={"x": (0, 8)})
     with pytest.raises(PlanningError, match="in-place"):
@@ -293,9 +292,7 @@ def test_ranges_plans_are_deterministic():
 def tiles_gathered(gather: bool = True) -> Graph:
     """The two tiles' results concatenated (a gather: the pieces are contiguous in y), then a
     small head: with the gather, each piece is written at its place in y."""
-    g = Graph("gathered tiles")
-    for name, size in {"x": 1024, "a": 512, "p1": 256, "b": 512, "p2": 256, "y": 512, "z": 64}.items():
-        g.add_tensor(name, size)
+    g = graph_with("gathered tiles", {"x": 1024, "a": 512, "p1": 256, "b": 512, "p2": 256, "y": 512, "z": 64})
     g.mark_input("x")
     g.mark_output("z")
     g.add_operator("slice1", ["x"], ["a"], reads={"x": (0, 512)})
