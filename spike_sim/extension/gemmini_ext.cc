@@ -837,14 +837,21 @@ class Gemmini {
     auto pack = [](uint64_t addr, uint64_t cols, uint64_t rows) { return (addr & 0xFFFFFFFFull) | (cols << 32) | (rows << 48); };
     const uint32_t ACC = 0x80000000u, ACCUM = 0x40000000u;
     bool have_D = lw_D != 0;
+    // As Gemmini's loop loaders: one mvin moves up to max_block_len blocks (A along K, B and D
+    // along J); `group_cols` is the column count of the n blocks from `first` of `count`.
+    auto group_cols = [&](uint64_t first, uint64_t n, uint64_t count, uint64_t pad) {
+      return (uint64_t)(n * DIM - (first + n >= count ? pad : 0));
+    };
+    const uint64_t nb_ab = max_block_len(1), nb_d = max_block_len(low_D ? 1 : 4);
     if (have_D) {
       lds[2].stride = lw_sD * (low_D ? 1 : 4);
       lds[2].shrunk = low_D;
       lds[2].block_stride = DIM;
       for (uint64_t i = 0; i < I; i++)
-        for (uint64_t j = 0; j < J; j++) {
+        for (uint64_t j = 0; j < J; j += nb_d) {
+          uint64_t n = std::min(nb_d, J - j);
           uint64_t dram = lw_D + (i * DIM * lw_sD + j * DIM) * (low_D ? 1 : 4);
-          mvin(p, 2, dram, pack(ACC | acc_at(acc_base + (i * J + j) * DIM), rows_of(j, J, lw_padJ), rows_of(i, I, lw_padI)), next(LD));
+          mvin(p, 2, dram, pack(ACC | acc_at(acc_base + (i * J + j) * DIM), group_cols(j, n, J, lw_padJ), rows_of(i, I, lw_padI)), next(LD));
         }
     }
     lds[0].stride = lw_sA;
@@ -859,11 +866,13 @@ class Gemmini {
           uint32_t b_addr = (uint32_t)sp_at(b_start + (k * J + j) * DIM);
           if (j == 0) {
             if (ta) mvin(p, 0, lw_A + (k * DIM * lw_sA + i * DIM), pack(a_addr, rows_of(i, I, lw_padI), rows_of(k, K, lw_padK)), next(LD));
-            else mvin(p, 0, lw_A + (i * DIM * lw_sA + k * DIM), pack(a_addr, rows_of(k, K, lw_padK), rows_of(i, I, lw_padI)), next(LD));
+            else if (k % nb_ab == 0)
+              mvin(p, 0, lw_A + (i * DIM * lw_sA + k * DIM), pack(a_addr, group_cols(k, std::min(nb_ab, K - k), K, lw_padK), rows_of(i, I, lw_padI)), next(LD));
           }
           if (i == 0) {
             if (tb) mvin(p, 1, lw_B + (j * DIM * lw_sB + k * DIM), pack(b_addr, rows_of(k, K, lw_padK), rows_of(j, J, lw_padJ)), next(LD));
-            else mvin(p, 1, lw_B + (k * DIM * lw_sB + j * DIM), pack(b_addr, rows_of(j, J, lw_padJ), rows_of(k, K, lw_padK)), next(LD));
+            else if (j % nb_ab == 0)
+              mvin(p, 1, lw_B + (k * DIM * lw_sB + j * DIM), pack(b_addr, group_cols(j, std::min(nb_ab, J - j), J, lw_padJ), rows_of(k, K, lw_padK)), next(LD));
           }
           uint32_t c_addr = ACC | acc_at(acc_base + (i * J + j) * DIM);
           if (k > 0 || have_D || ex_accumulate) c_addr |= ACCUM;

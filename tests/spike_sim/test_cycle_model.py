@@ -199,3 +199,19 @@ def test_dosa_program_facts():
     assert cm.dosa_mesh("L3[WIO] K16 - L2[WI] N1 K16X - L1[O] C4 C64X - L0[W] N1") == 64
     cfg = cm.mesh_config(spike_sim.load_config("firesim_mesh128"), 16)
     assert (cfg.dim, cfg.sp_rows * cfg.dim, cfg.acc_rows * cfg.dim) == (16, 8192 * 128, 2048 * 128)
+
+
+def test_loop_ws_loads_several_blocks_per_mvin(tmp_path):
+    """As Gemmini's loop loaders: one mvin moves up to dma_max_bytes / DIM blocks (A along K, B
+    along J), so a 1 x 8 x 8-block tile needs 2 A mvins and 8 x 2 B mvins on the 16x16 default."""
+    cfg = spike_sim.load_config()
+    d = cfg.dim
+    per = max(1, cfg.dma_max_bytes // d)
+    prog = P.CProgram()
+    prog.add(*P.emit_matmul(d, 8 * d, 8 * d, P.MatmulTiling(1, 8, 8), cfg, "(uint8_t*)0x88000000",
+                            "(uint8_t*)0x89000000", "(uint8_t*)0x8a000000", None))
+    src = tmp_path / "mm.c"
+    src.write_text(prog.source())
+    res = spike_sim.run(spike_sim.build_program([src], tmp_path / "mm.elf", config=cfg), config=cfg, timeout=60,
+                        functional=False)
+    assert res.stats["mvins"] == -(-8 // per) + 8 * -(-8 // per)
