@@ -43,6 +43,7 @@ the pieces are written.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
@@ -353,15 +354,18 @@ def storages(graph: Graph, inputs_in_arena: bool = True, outputs_in_arena: bool 
     by_name = {b.name: b for b in result}
     home = {t: b.name for b in result for t in b.tensors}
     containers: set[str] = set()
-    for i, op in enumerate(graph.operators):
-        if not op.gather or op.outputs[0] not in home:
+    # outer gathers first (the last one of a nest holds the most bytes); no nesting: a piece
+    # holds no pieces, and a gather whose output is a piece keeps its inputs apart
+    for i in reversed(range(len(graph.operators))):
+        op = graph.operators[i]
+        if not op.gather or op.outputs[0] not in home or by_name[home[op.outputs[0]]].inside is not None:
             continue
         dest = 0
         for t in op.inputs:
             piece = by_name.get(t)
             if (piece is not None and piece.tensors == (t,) and piece.users == {i} and not piece.is_input
                     and not piece.is_output and dest % align == 0 and t not in containers):
-                piece.inside = (home[op.outputs[0]], dest)  # (not nested: a piece holds no pieces)
+                piece.inside = (home[op.outputs[0]], dest)
                 containers.add(home[op.outputs[0]])
             dest += graph.tensors[t].size
     for i, op in enumerate(graph.operators):
@@ -457,10 +461,16 @@ def box_byte_range(shape: Sequence[int], begin: Sequence[int], extent: Sequence[
     return lo * itemsize, (hi + 1) * itemsize
 
 
+def contiguous_concat(out_shape: Sequence[int], axis: int) -> bool:
+    """Whether a concatenation along ``axis`` of row-major tensors puts its inputs one after
+    the other in its output (every axis before it of extent 1): then it can be a gather."""
+    return math.prod(out_shape[:axis % len(out_shape)]) == 1
+
+
 def peak_of_order(graph: Graph, order: Sequence[int], align: int = 1,
                   inputs_in_arena: bool = True, outputs_in_arena: bool = True) -> int:
     return max(live_bytes(storages(graph, inputs_in_arena, outputs_in_arena, align), order, align))
 
 
 __all__ = ["Tensor", "Operator", "Graph", "Storage", "Lifetime", "storages", "lifetimes",
-           "dead_prefixes", "dead_at", "live_bytes", "peak_of_order", "box_byte_range"]
+           "dead_prefixes", "dead_at", "live_bytes", "peak_of_order", "box_byte_range", "contiguous_concat"]

@@ -13,7 +13,7 @@ from typing import Sequence
 from .errors import PlanningError
 from .graph import Graph, Storage, dead_at, dead_prefixes, lifetimes, live_bytes, storages
 from .layout import Block, layout as make_layout
-from .schedule import schedule
+from .schedule import Schedule, schedule
 from .verify import verify
 
 
@@ -137,13 +137,27 @@ def plan(graph: Graph, order: str | Sequence[str] = "optimal", layout: str = "op
     graph.check()
     bufs = storages(graph, inputs_in_arena, outputs_in_arena, align)
     sched = schedule(graph, bufs, align, order, time_limit=order_time_limit)
-    lts = lifetimes(bufs, sched.order)
-    deads = dead_prefixes(bufs, sched.order, align)
     index = {b.name: i for i, b in enumerate(bufs)}
-    blocks = [Block(b.padded(align), lt.first, lt.last, d, b.producer is None,
-                    (index[b.inside[0]], b.inside[1]) if b.inside else None)
-              for b, lt, d in zip(bufs, lts, deads)]
-    lay = make_layout(blocks, align, layout, time_limit=layout_time_limit)
+
+    def lay_out(steps: list[int]):
+        lts = lifetimes(bufs, steps)
+        deads = dead_prefixes(bufs, steps, align)
+        blocks = [Block(b.padded(align), lt.first, lt.last, d, b.producer is None,
+                        (index[b.inside[0]], b.inside[1]) if b.inside else None)
+                  for b, lt, d in zip(bufs, lts, deads)]
+        return lts, deads, make_layout(blocks, align, layout, time_limit=layout_time_limit)
+
+    lts, deads, lay = lay_out(sched.order)
+    original = list(range(len(graph.operators)))
+    if order == "optimal" and sched.order != original and any(b.read_start or b.inside for b in bufs):
+        # with dead prefixes and gathers the live bytes no longer bound every layout tightly:
+        # an order of lower peak can lay out worse than the model's own, so both are laid out
+        alt = lay_out(original)
+        if alt[2].arena < lay.arena:
+            lts, deads, lay = alt
+            peak = max(live_bytes(bufs, original, align))
+            sched = Schedule(original, peak, f"original (a smaller arena than the {sched.method} order)",
+                             sched.optimal and peak <= sched.peak, sched.best_bound)
     live = live_bytes(bufs, sched.order, align)
     planned = [
         PlannedBuffer(b.name, b.tensors, b.size, b.padded(align), lt.first, lt.last, off, _kind(b), d)

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memory_planner.graph import contiguous_concat
+
 from .analysis import ELEMENTWISE_BINARY, Analysis, TiledOp, Value, box_read, path_operands
 
 CHANNELWISE = ("avg_pool2d", "max_pool2d", "pad", "mean", "requantize")
@@ -264,7 +266,8 @@ def tiled_operators(an: Analysis, path: FdtPath, n: int, graph_ops: dict):
         ops.append(TiledOp(a, ins, (a,), 0, f"{end.kind}_acc", prev_acc))
         prev_acc = a
     if path.end_kind == "concat":
-        ops.append(TiledOp(path.end, tuple(part_name(path.end, k) for k in range(n)), (path.end,), 0, "concat"))
+        ops.append(TiledOp(path.end, tuple(part_name(path.end, k) for k in range(n)), (path.end,), 0, "concat",
+                           gather=contiguous_concat(an.values[path.end].shape, -1)))  # channels: 1 x 1 only
     else:
         ops.append(TiledOp(path.end, (prev_acc,), (path.end,), 0, "requantize_acc"))
     return ops, tensors, 0

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memory_planner.graph import contiguous_concat
+
 from .analysis import ELEMENTWISE_BINARY, Analysis, TiledOp, Value, box_read, path_operands
 
 SPATIAL = ("conv2d", "avg_pool2d", "max_pool2d", "pad", "requantize")
@@ -385,7 +387,8 @@ def tiled_operators(an: Analysis, path: FfmtPath, n: int, graph_ops: dict):
                 t = f"{path.end}__row{k // path.cols}"
                 last = an.values[path.end]
                 tensors[t] = (rows[1] - rows[0]) * last.shape[2] * _pixel_bytes(last)
-                ops.append(TiledOp(t, tuple(row_pieces), (t,), 0, "concat"))
+                row_shape = (last.shape[0], rows[1] - rows[0], *last.shape[2:])
+                ops.append(TiledOp(t, tuple(row_pieces), (t,), 0, "concat", gather=contiguous_concat(row_shape, 2)))
                 pieces.append(t)
                 row_pieces = []
             continue
@@ -398,9 +401,9 @@ def tiled_operators(an: Analysis, path: FfmtPath, n: int, graph_ops: dict):
     for name in path.chain:
         v = an.values[name]
         extra_macs -= v.shape[1] * v.shape[2] * _macs_per_pixel(v)
-    if path.end_kind == "concat":  # strips / rows of tiles along H: contiguous in the output (N = 1)
+    if path.end_kind == "concat":  # strips / rows of tiles along H
         ops.append(TiledOp(path.end, tuple(pieces), (path.end,), 0, "concat",
-                           gather=an.values[path.end].shape[0] == 1 and len(pieces) > 1))
+                           gather=contiguous_concat(an.values[path.end].shape, 1)))
     else:
         finish = {"pool": "avg_pool_finish", "mean": "mean_finish", "lip": "requantize_acc"}[path.end_kind]
         ops.append(TiledOp(path.end, (prev_acc,), (path.end,), 0, finish))

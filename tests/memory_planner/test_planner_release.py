@@ -334,3 +334,20 @@ def test_gather_pieces_need_their_own_bytes_and_a_single_reader():
     bad.add_operator("g", ["u"], ["v"], gather=True)
     with pytest.raises(PlanningError, match="add up"):
         bad.check()
+
+
+def test_nested_gathers_place_the_outer_pieces():
+    """Rows gathered from tiles, then the rows gathered into the output: the outer gather's
+    pieces (the rows) are stored in the output; a row, itself a piece, keeps its tiles apart."""
+    g = graph_with("nest", {"x": 64, "t0": 16, "t1": 16, "r0": 32, "r1": 32, "y": 64})
+    g.mark_input("x")
+    g.mark_output("y")
+    for k in range(2):
+        g.add_operator(f"tile{k}", ["x"], [f"t{k}"], reads={"x": (32 * k, 32 * k + 32)})
+    g.add_operator("row0", ["t0", "t1"], ["r0"], gather=True)
+    g.add_operator("row1", ["x"], ["r1"], reads={"x": (32, 64)})
+    g.add_operator("out", ["r0", "r1"], ["y"], gather=True)
+    inside = {b.name: b.inside for b in storages(g, align=16)}
+    assert inside == {"x": None, "t0": None, "t1": None, "r0": ("y", 0), "r1": ("y", 32), "y": None}
+    p = plan(g, order="original")
+    assert simulate(g, p.order, p.offsets, p.arena_bytes) == []

@@ -152,6 +152,8 @@ def gathered_inputs(graph: Graph, step: Step) -> dict[int, int] | None:
     input (tensor id) in the output; None for any other step. Such an input may be stored at
     its place in the output (the concat then copies every byte onto itself): the planner
     graphs mark the step as a gather and the emitter's plan check accepts exactly that."""
+    from memory_planner.graph import contiguous_concat
+
     if step.op != "concat" or len(step.outputs) != 1:
         return None
     out = graph.tensors[step.outputs[0]]
@@ -160,7 +162,7 @@ def gathered_inputs(graph: Graph, step: Step) -> dict[int, int] | None:
         axis = int(step.attrs["axis"]) % len(out.shape)
     except (KeyError, TypeError, ValueError, ZeroDivisionError):
         return None
-    if (not data or len(set(data)) != len(data) or int(np.prod(out.shape[:axis])) != 1
+    if (not data or len(set(data)) != len(data) or not contiguous_concat(out.shape, axis)
             or any(graph.tensors[t].dtype != out.dtype for t in data)
             or sum(graph.tensors[t].nbytes for t in data) != out.nbytes):
         return None
