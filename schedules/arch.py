@@ -25,7 +25,7 @@ TIMING_KEYS = (
 )
 #: Read when present: DRAM requests in flight (narrow rows are latency-bound); CPU cycles per
 #: RoCC command and host CPI (host costs of hardware-loop tiles and core-issued read-outs, see cost.Execution).
-OPTIONAL_TIMING_KEYS = ("dma_max_inflight", "rocc_issue_cycles", "cpu_cycles_per_instruction")
+OPTIONAL_TIMING_KEYS = ("dma_max_inflight", "rocc_issue_cycles", "cpu_cycles_per_instruction", "load_queue_entries")
 
 
 @dataclasses.dataclass(frozen=True)

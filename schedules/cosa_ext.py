@@ -98,7 +98,11 @@ class _CaseModel:
         self.offsets = np.cumsum([0, *sizes])
         self.nx = int(self.offsets[-1])
         self.cost_terms = [t for t in self.terms
-                           if t.kind in ("compute", "dma", "dma_seq", "edge", "readout", "readout_tile", "host", "host_seq")]
+                           if t.kind in ("compute", "dma", "dma_seq", "edge", "edge_queued", "dma_tail", "readout",
+                                         "readout_tile", "host", "host_seq")]
+        # edge_credit terms (subtracted, see cost.total_cycles) vary with one group only: exactly
+        # linear in that group's one-hot columns
+        self.credit_terms = [t for t in self.terms if t.kind == "edge_credit"]
         self.by_name = {t.name: t for t in self.terms}
         # log values of every term over the one-hot columns
         self.logv: dict[str, np.ndarray] = {}
@@ -169,19 +173,22 @@ class _CaseModel:
                 cols = t_idx(group)
                 self._row(-inf, 0.0, cols + [self.z], [1.0] * len(cols) + [-1.0])
         elif ex.serial:  # split reductions (see cost.total_cycles, red_overlap)
-            loops = ((("compute", "edge"), ("dma", "dma_seq")) if db else (("compute", "dma", "dma_seq"),))
+            loops = ((("compute", "edge"), ("compute", "edge", "edge_queued"), ("dma", "dma_seq", "dma_tail")) if db
+                     else (("compute", "dma", "dma_seq"),))
             for part in loops:
+                credit = "edge_queued" in part
                 cols = t_idx(part + ("host", "readout_tile", "host_seq"))
-                self._row(-inf, 0.0, cols + [self.z], [1.0] * len(cols) + [-1.0])
+                self._z_row(cols, [1.0] * len(cols), credit, 1.0)
                 cols, half = t_idx(part), t_idx(("host", "readout", "host_seq"))
-                self._row(-inf, 0.0, cols + half + [self.z], [0.75] * len(cols) + [1.0] * len(half) + [-1.0])
+                self._z_row(cols + half, [0.75] * len(cols) + [1.0] * len(half), credit, 0.75)
         elif db:
-            for group in (("compute", "edge", "readout", "host_seq"), ("dma", "dma_seq", "readout", "host_seq"),
-                          ("host", "readout", "host_seq")):
+            for group in (("compute", "edge", "readout", "host_seq"),
+                          ("compute", "edge", "edge_queued", "readout", "host_seq"),
+                          ("dma", "dma_seq", "dma_tail", "readout", "host_seq"), ("host", "readout", "host_seq")):
                 cols = t_idx(group)
-                self._row(-inf, 0.0, cols + [self.z], [1.0] * len(cols) + [-1.0])
+                self._z_row(cols, [1.0] * len(cols), "edge_queued" in group, 1.0)
         else:
-            for group in (("compute", "dma", "dma_seq", "readout", "host_seq"), ("host", "readout", "host_seq")):
+            for group in (("compute", "dma", "dma_seq", "dma_tail", "readout", "host_seq"), ("host", "readout", "host_seq")):
                 cols = t_idx(group)
                 self._row(-inf, 0.0, cols + [self.z], [1.0] * len(cols) + [-1.0])
         # accumulator: one term, exact in log space; scratchpad: each part alone must fit
@@ -204,6 +211,23 @@ class _CaseModel:
             for yhat in np.linspace(lo, hi, n):
                 self._tangent(j, t, float(yhat))
         self.cuts = 0
+
+    def _z_row(self, cols, vals, credit: bool, weight: float) -> None:
+        """z >= sum(vals * t[cols]) (scaled term values), less ``weight`` times the edge_credit
+        terms (exact: linear in the one-hot columns of their group) when ``credit``."""
+        cols, vals = list(cols), list(vals)
+        if credit:
+            lin = np.zeros(self.nx)
+            for t in self.credit_terms:
+                varying = [g for g, v in enumerate(t.values) if np.ptp(v) > 0]
+                if len(varying) > 1:
+                    raise ScheduleError(f"model term {t.name} varies with more than one group")
+                g = varying[0] if varying else 0
+                const = t.coef * math.prod(float(v[0]) for i, v in enumerate(t.values) if i != g)
+                lin[self.offsets[g]:self.offsets[g + 1]] += const * t.values[g] / self.scale
+            cols += list(range(self.nx))
+            vals += list(-weight * lin)
+        self._row(-highspy.kHighsInf, 0.0, cols + [self.z], vals + [-1.0])
 
     def _row(self, lo: float, hi: float, cols, vals) -> None:
         cols = np.asarray(cols, dtype=np.int32)
@@ -235,14 +259,15 @@ class _CaseModel:
 
     def evaluate(self, choice: tuple[int, ...]) -> tuple[float, bool, float, float]:
         """(exact cycles, fits, weight rows, input rows) of a choice."""
-        sums = {"compute": 0.0, "dma": 0.0, "dma_seq": 0.0, "edge": 0.0, "readout": 0.0, "readout_tile": 0.0,
-                "host": 0.0, "host_seq": 0.0}
-        for t in self.cost_terms:
+        sums = {"compute": 0.0, "dma": 0.0, "dma_seq": 0.0, "edge": 0.0, "edge_queued": 0.0, "edge_credit": 0.0,
+                "dma_tail": 0.0, "readout": 0.0, "readout_tile": 0.0, "host": 0.0, "host_seq": 0.0}
+        for t in self.cost_terms + self.credit_terms:
             sums[t.kind] += self.value_of(t.name, choice)
+        sums["edge"] += max(0.0, sums["edge_queued"] - sums["edge_credit"])
         if self.serial:
             cyc = sums["dma_seq"] + max(sums["compute"], sums["dma"]) + sums["host"] + sums["readout"] + sums["host_seq"]
         else:
-            sums["dma"] += sums["dma_seq"]
+            sums["dma"] += sums["dma_seq"] + sums["dma_tail"]
             base = max(sums["compute"] + sums["edge"], sums["dma"]) if self.db else sums["compute"] + sums["dma"]
             if self.host_serial:
                 cyc = max(base + sums["readout_tile"], sums["readout"] + 0.75 * base) + sums["host"] + sums["host_seq"]

@@ -40,7 +40,10 @@ Total: single buffering serialises ``compute + dma`` over all tiles; double buff
 (half of each memory per tile) overlaps them: the first tile's loads, then compute and the
 remaining transfers in parallel, then the last tile's stores, i.e.
 ``edge + max(compute, dma - edge) = max(compute + edge, dma)`` with edge = the first tile's
-loads + one full tile's stores (an upper bound of the last, possibly ragged, tile's).
+loads + one full tile's stores (an upper bound of the last, possibly ragged, tile's). Hardware
+loops without a core read-out overlap loads and computes inside a loop as Gemmini's unroller
+issues them: edge = the loads up to the first compute and the last output block's stores, and
+the computes after the last load are added to the DMA branch (see build_terms, total_cycles).
 Everything is summed over all tiles exactly (ragged ones included).
 
 Each term is a product of per-dimension-group factors (groups N, K, C, (P,R), (Q,S)), so
@@ -106,7 +109,11 @@ class Execution:
         dispatched as the queues drain), so it computes the next loop's fields while the
         accelerator is busy with little else queued behind it (Spike, tiny dense layers: one tile
         more costs ~35 cycles even double-buffered; the overlapped form chose splits that were
-        5-9% slower).
+        5-9% slower). Inside a loop (double-buffered, int8 read-out) the loads overlap the
+        computes as the unroller interleaves them: the first compute waits for the bias, the
+        inputs and the first weight mvin, or for all loads but the load queue's; the computes of
+        the last weight group follow the last load; each output block leaves once computed
+        (build_terms: kinds edge, edge_queued, edge_credit, dma_tail).
     ``readout`` (how results leave the accumulator after the last reduction tile):
       - ``"int8"``: one scaled mvout per DIM block of channels (per-tensor fp32 scale);
       - ``"per-channel"``: per-channel fp32 scales; the store unit has one scale per
@@ -191,6 +198,9 @@ HW_LOOP_COMMANDS = 7
 #: 42 (int32) to 73 (per-channel) per tile, the rest of the read-out's own loop set-up, which
 #: this constant leaves out. (It was 270 while gcc could out-line tva_conv_tile.)
 HW_LOOP_HOST_INSTRUCTIONS = 32
+#: Load commands in flight (the load queue's reservation-station entries) when the configuration
+#: does not give ``load_queue_entries`` (spike_sim's default).
+LOAD_QUEUE_ENTRIES = 8
 #: Host instructions per command of the codegen's explicit nests (static gaps between
 #: consecutive RoCC instructions in the compiled nests: 5-16, inner compute loops 5-8).
 EXPLICIT_HOST_INSTRUCTIONS = 8
@@ -267,7 +277,10 @@ def layer_candidates(layer: Layer, arch: GemminiArch, case: str) -> Candidates:
 @dataclasses.dataclass
 class Term:
     """coef * prod_g values[g][choice_g]; ``kind`` is one of compute, dma, edge (first/last
-    tile in double buffering), readout (serial read-out by the core), host (the core issuing
+    tile in double buffering), edge_queued / edge_credit (the other branch of a hardware loop's
+    prologue, see total_cycles; an edge_credit term is subtracted and varies with one group
+    only), dma_tail (a hardware loop's computes after its last load, on the DMA branch),
+    readout (serial read-out by the core), host (the core issuing
     commands, in parallel), host_seq (the core's work per hardware loop, added), dma_seq,
     readout_tile, sp_w, sp_i, acc (footprints, rows)."""
 
@@ -483,11 +496,47 @@ def build_terms(
         for tm in list(terms):
             if tm.name in pairs and h:
                 terms.append(Term("host", "host_" + tm.name, tm.coef * h * pairs[tm.name], tm.values))
+    # hardware loops whose tiles overlap (no core read-out, Execution.serial): the loads of a loop
+    # stream alongside its computes as the unroller interleaves them (the serial forms have their
+    # own rule, kind dma_seq)
+    overlap_in_loop = ex.hardware and not ex.serial
     if double_buffer:
-        # prologue: the first (full) tile's loads; epilogue: the last tile's stores
+        # prologue: the first (full) tile's loads up to its first compute; epilogue: the last
+        # tile's stores after its last compute
         n, k, c, p, r, q, s = N.t, K.t, C.t, P.t, R.t, Q.t, S.t
-        add("edge", "first_weights", 1, one(n), xfer_in(ch(k)), c, r, s)
-        add("edge", "first_weight_mvins", issue, one(n), _ceil(k, cols), kb(c), r, s)
+        if overlap_in_loop:
+            # inside one LOOP_CONV_WS the unroller issues the bias, then the inputs, then the
+            # weights (kernel position, output-channel group of `cols`, input-channel block) and
+            # the execute generator computes per output-channel block as its weights arrive: the
+            # first compute waits for the bias, the inputs and the first weight mvin only; the
+            # other weight mvins stream alongside the computes (they are in dma)
+            add("edge", "first_weights", 1, one(n), xfer_in(ch(np.minimum(k, cols))), np.minimum(c, dim), one(r),
+                one(s))
+            add("edge", "first_weight_mvins", issue, one(n), one(k), one(c), one(r), one(s))
+            # ... but the execute generator starts only once the loop's loads are all dispatched,
+            # i.e. once all but the last load_queue_entries of them are done: the other branch of
+            # the prologue is the first tile's weights (edge_queued) less those in the queue and
+            # the first mvin (edge_credit, mvins of DIM rows: a term of K alone, so linear in the
+            # one-hot choice of K, see Term)
+            add("edge_queued", "queued_weights", 1, one(n), xfer_in(ch(k)), c, r, s)
+            add("edge_queued", "queued_weight_mvins", issue, one(n), _ceil(k, cols), kb(c), r, s)
+            # epilogue of the loads: the last tile's last weight mvin (last kernel position, last
+            # output-channel group of `cols`, last input-channel block) is needed by the first
+            # output-channel block of that group; the computes of the group's other blocks follow
+            # it (kind dma_tail: after the last load, on the DMA branch of the total). Costed for
+            # a full tile with a full last group (min(kb, cols/DIM) blocks): an upper bound, as
+            # the drain's (with the ragged last tile's own group the searches chose ragged tiles
+            # whose other costs the model misses: 1.131x on bench/gemmini.py instead of 1.154x)
+            tail_blocks = np.minimum(kb(k), cols // dim) - 1
+            add("dma_tail", "tail_preload", t["preload_cycles"], one(n), tail_blocks, kb(c), r, s)
+            add("dma_tail", "tail_compute_issue", issue, rn(n), tail_blocks, kb(c), r * rp(p), s * rq(q))
+            add("dma_tail", "tail_stream_rows", 1 / t["compute_rows_per_cycle"], n, tail_blocks, kb(c), p * r, q * s)
+            queue = t.get("load_queue_entries", LOAD_QUEUE_ENTRIES)
+            add("edge_credit", "queue_credit", queue + 1, one(n), dim * xfer_in(ch(np.minimum(k, cols))) + issue,
+                one(c), one(r), one(s))
+        else:
+            add("edge", "first_weights", 1, one(n), xfer_in(ch(k)), c, r, s)
+            add("edge", "first_weight_mvins", issue, one(n), _ceil(k, cols), kb(c), r, s)
         add("edge", "first_inputs", 1, n, one(k), xfer_in(ch(c)), ih(p, r), iw(q, s))
         add("edge", "first_input_mvins", issue, n, one(k), _ceil(c, cols), ih(p, r), _ceil(iw(q, s), dim))
         if layer.bias:
@@ -495,7 +544,13 @@ def build_terms(
             add("edge", "first_bias_mvins", issue, rn(n), kb(k), one(c), rp(p), rq(q))
         add("edge", "first_latency", t["dma_latency"], one(n), one(k), one(c), one(p), one(q))
         # (the drain is costed as one full tile's stores: an upper bound when the last tile is ragged)
-        if int8_out:
+        if int8_out and overlap_in_loop:
+            # a hardware loop moves each output-channel block out once its computes are done (the
+            # store generator waits only for those rows): only the last block's stores follow
+            # the last compute
+            add("edge", "drain_outputs", 1, n, store_row(ch(np.minimum(k, dim))), one(c), p, q)
+            add("edge", "drain_mvouts", issue, rn(n), one(k), one(c), rp(p), rq(q))
+        elif int8_out:
             add("edge", "drain_outputs", 1, n, store_row(ch(k)), one(c), p, q)
             add("edge", "drain_mvouts", issue, rn(n), kb(k), one(c), rp(p), rq(q))
     if ex.serial:
@@ -518,7 +573,8 @@ def pareto_prune(cands: Candidates, terms: list[Term], keep_idx: bool = False):
     capacity constraints too, so a dominated candidate is never needed for an optimum."""
     keep = []
     for g in range(len(terms[0].values)):
-        V = np.stack([t.values[g] for t in terms], axis=1)  # candidates x terms
+        # (an edge_credit term lowers the cycles: compared negated)
+        V = np.stack([-t.values[g] if t.kind == "edge_credit" else t.values[g] for t in terms], axis=1)
         V = np.unique(V, axis=0, return_index=True)
         rows, first = V
         n = rows.shape[0]
@@ -552,7 +608,8 @@ def term_grid(term: Term, k_slice: slice | None = None) -> np.ndarray:
 
 
 def total_cycles(compute, dma, edge, double_buffer: bool, readout=0.0, host=0.0, serial: bool = False,
-                 dma_seq=0.0, host_serial: bool = False, readout_tile=0.0, host_seq=0.0):
+                 dma_seq=0.0, host_serial: bool = False, readout_tile=0.0, host_seq=0.0, edge_queued=0.0,
+                 edge_credit=0.0, dma_tail=0.0):
     """Single buffering: compute + dma. Double buffering: the first tile's loads, then the
     overlapped rest, then the last tile's stores: edge + max(compute, dma - edge) =
     max(compute + edge, dma) (dma already contains the edge transfers once). The host issuing
@@ -566,10 +623,14 @@ def total_cycles(compute, dma, edge, double_buffer: bool, readout=0.0, host=0.0,
     (``readout_tile``) nothing, and the core issues the next loop only after the read-out:
     max(base + readout_tile, readout + 3/4 base) + host. ``host_seq`` (the host's work per
     hardware loop) is added in every form: the core computes a loop's fields only after the
-    previous LOOP command was accepted (see Execution)."""
+    previous LOOP command was accepted (see Execution). Hardware loops (double-buffered): the
+    first compute waits for the first tile's bias, inputs and first weight mvin (``edge``) or,
+    whichever is later, for all its loads but those still in the load queue (``edge +
+    edge_queued - edge_credit``): max(compute + edge, compute + edge + edge_queued - edge_credit, dma)."""
     if serial:
         return dma_seq + np.maximum(compute, dma) + host + readout + host_seq
-    dma = dma + dma_seq
+    dma = dma + dma_seq + dma_tail
+    edge = edge + np.maximum(0.0, edge_queued - edge_credit)
     base = np.maximum(compute + edge, dma) if double_buffer else compute + dma
     if host_serial:
         return np.maximum(base + readout_tile, readout + 0.75 * base) + host + host_seq
@@ -640,12 +701,15 @@ def evaluate(layer: Layer, mapping: Mapping | GemminiTiling, arch: GemminiArch,
     comp, dma, edge = by_kind.get("compute", 0.0), by_kind.get("dma", 0.0), by_kind.get("edge", 0.0)
     readout, host, dma_seq = by_kind.get("readout", 0.0), by_kind.get("host", 0.0), by_kind.get("dma_seq", 0.0)
     readout_tile, host_seq = by_kind.get("readout_tile", 0.0), by_kind.get("host_seq", 0.0)
+    edge_queued, edge_credit = by_kind.get("edge_queued", 0.0), by_kind.get("edge_credit", 0.0)
+    dma_tail = by_kind.get("dma_tail", 0.0)
     split = any(tiling.trips[d] > 1 for d in REDUCTION_DIMS if d in tiling.trips)
     ser = as_execution(execution).serial
     cycles = float(total_cycles(comp, dma, edge, db, readout, host, ser and not split, dma_seq, ser, readout_tile,
-                                host_seq))
+                                host_seq, edge_queued, edge_credit, dma_tail))
     return CycleEstimate(
-        cycles=cycles, compute_cycles=comp, dma_cycles=dma + dma_seq, edge_cycles=edge, readout_cycles=readout,
+        cycles=cycles, compute_cycles=comp, dma_cycles=dma + dma_seq,
+        edge_cycles=edge + max(0.0, edge_queued - edge_credit), readout_cycles=readout,
         host_cycles=host + host_seq,
         sp_rows=int(round(by_kind["sp_w"] + by_kind["sp_i"])), acc_rows=int(round(by_kind["acc"])),
         macs=layer.macs, dim=arch.dim, breakdown=vals,

@@ -71,12 +71,13 @@ def best_in_case(layer: Layer, arch: GemminiArch, case: str, double_buffer: bool
     for k0 in range(0, sizes[1], step):
         ks = slice(k0, min(sizes[1], k0 + step))
         acc: dict[str, np.ndarray | float] = {"compute": 0.0, "dma": 0.0, "dma_seq": 0.0, "edge": 0.0, "readout": 0.0,
-                                              "readout_tile": 0.0, "host": 0.0, "host_seq": 0.0, "sp_w": 0.0, "sp_i": 0.0, "acc": 0.0}
+                                              "readout_tile": 0.0, "host": 0.0, "host_seq": 0.0, "edge_queued": 0.0,
+                                              "edge_credit": 0.0, "dma_tail": 0.0, "sp_w": 0.0, "sp_i": 0.0, "acc": 0.0}
         for tm in terms:
             acc[tm.kind] = acc[tm.kind] + term_grid(tm, ks)
         cyc = total_cycles(acc["compute"], acc["dma"], acc["edge"], double_buffer, acc["readout"], acc["host"],
                            ex.serial and case != "red", acc["dma_seq"], ex.serial, acc["readout_tile"],
-                           acc["host_seq"])
+                           acc["host_seq"], acc["edge_queued"], acc["edge_credit"], acc["dma_tail"])
         ok = (acc["sp_w"] + acc["sp_i"] <= cap_sp) & (acc["acc"] <= cap_acc)
         if case == "red":
             ok = ok & _red_mask(layer, cands, ks)

@@ -116,6 +116,10 @@ def test_concurrent_solves_keep_stdout(capfd):
     ("conv:N=1,C=16,K=32,P=16,Q=16,R=3,S=3,stride=2,pad=1", "hardware", "int32"),
     ("dense:N=1,C=640,K=128", "explicit", "per-channel"),
     ("conv:N=1,C=32,K=48,P=12,Q=12,R=3,S=3,pad=1", "explicit", "int8"),
+    # the hardware loop's prologue branches (queue credit, linear in the MILP) and load tail
+    ("dense:N=1,C=128,K=640", "hardware", "int8"),
+    ("dense:N=1,C=8,K=128", "hardware", "int8"),
+    ("conv:N=1,C=64,K=128,P=6,Q=6,R=1,S=1", "hardware", "int8"),
 ])
 def test_cosa_ext_optimal_under_the_codegen_model(spec, loops, readout):
     """Extended CoSA and the exhaustive search rank under the model of the code that will run
