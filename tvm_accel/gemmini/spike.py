@@ -155,6 +155,19 @@ class SpikeRun:
 _LINE = re.compile(r"^@@tva (\w+) (.*)$")
 
 
+def _records(console: str, who: str):
+    """The harness's ``@@tva <kind> <fields...>`` console lines as (kind, fields); an ``error``
+    record from the guest becomes a TvmAccelError naming ``who``."""
+    for line in console.splitlines():
+        m = _LINE.match(line.strip())
+        if not m:
+            continue
+        kind, rest = m.group(1), m.group(2).split()
+        if kind == "error":
+            raise TvmAccelError(f"{who} on Spike: {' '.join(rest)}")
+        yield kind, rest
+
+
 def run(build: GemminiBuild, inputs: list[np.ndarray], *, timeout: float = 600.0, progress=None,
         profile: bool = False) -> SpikeRun:
     """Build for ``inputs`` (one array per model input, samples stacked) and run on Spike.
@@ -177,13 +190,7 @@ def run(build: GemminiBuild, inputs: list[np.ndarray], *, timeout: float = 600.0
     prof = [dict() for _ in range(samples)]
     sample_now = 0
     seen = set()
-    for line in res.console.splitlines():
-        m = _LINE.match(line.strip())
-        if not m:
-            continue
-        kind, rest = m.group(1), m.group(2).split()
-        if kind == "error":
-            raise TvmAccelError(f"{info.name} on Spike: {' '.join(rest)}")
+    for kind, rest in _records(res.console, info.name):
         if kind == "profile":  # printed during the sample, before its "sample" line
             vals = rest[1:]
             prof[sample_now][int(rest[0])] = {vals[i]: int(vals[i + 1]) for i in range(0, len(vals) - 1, 2)}
@@ -330,13 +337,7 @@ def run_layer(layer, inputs: np.ndarray, *, schedule: str = "cosa", exact: bool 
     n = x.shape[0]
     outs = np.zeros((n, *out_shape), dtype=np.int8)
     cycles, accel, seen = [0] * n, [0] * n, set()
-    for line in res.console.splitlines():
-        m = _LINE.match(line.strip())
-        if not m:
-            continue
-        kind, rest = m.group(1), m.group(2).split()
-        if kind == "error":
-            raise TvmAccelError(f"layer {layer.describe()} on Spike: {' '.join(rest)}")
+    for kind, rest in _records(res.console, f"layer {layer.describe()}"):
         if kind == "layer":
             cycles[int(rest[0])], accel[int(rest[0])] = int(rest[3]), int(rest[5])
         elif kind == "out":
