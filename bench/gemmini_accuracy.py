@@ -40,7 +40,6 @@ Prints a table per model; writes bench/results/gemmini_accuracy.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -50,6 +49,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.report_file import save_report  # noqa: E402
 SHARED = ROOT.parent / "shared" / "models"
 RESULTS = Path(__file__).resolve().parent / "results"
 TFLITE_LAYER_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -334,11 +334,7 @@ def main(argv=None) -> int:
             "layers_exact_possible": sum(r["exactness"]["exact_possible"] == r["exactness"]["channels"] for r in rows),
         }
     report["wall_seconds"] = time.time() - t_start
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
-    if args.json:
-        print(json.dumps(report, indent=1))
+    if save_report(report, args.out, args.json):
         return 0
     for name, v in report["models"].items():
         print(f"\n{name} ({args.samples} inputs, seed {args.seed}): each layer fed TFLite's own input tensor")
@@ -365,7 +361,7 @@ def main(argv=None) -> int:
               f"{s['explained_rounding_rule']}. Channels exact over the reachable accumulator range: now "
               f"{s['channels_exact_now']}, with the best fp32 scale / integer bias {s['channels_exact_possible']} of "
               f"{s['channels']} (layers: {s['layers_exact_possible']} of {s['layers']})")
-    print(f"wrote {out} ({report['wall_seconds']:.0f} s)")
+    print(f"wrote {args.out} ({report['wall_seconds']:.0f} s)")
     return 0
 
 

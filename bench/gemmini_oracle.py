@@ -59,6 +59,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.report_file import save_report  # noqa: E402
 SHARED = ROOT.parent / "shared" / "models"
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -445,11 +446,7 @@ def main(argv=None) -> int:
         report["random_beats_the_rest_by_over_1pct"] = sum(1 for r in rnd if r["best_random"] < r["best_not_random"] / 1.01)
         report["geomean_best_not_random_over_oracle"] = geomean(r["best_not_random"] / r["oracle_cycles"] for r in rows)
     report["wall_seconds"] = time.time() - t_start
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
-    if args.json:
-        print(json.dumps(report, indent=1))
+    if save_report(report, args.out, args.json):
         return 0
     for name, v in report["models"].items():
         print(f"\n{name}: {len(v['layers'])} layers, {v['slots']} slots, outputs identical in all slots: "
@@ -477,7 +474,7 @@ def main(argv=None) -> int:
               f"{f['model']}, random {f['random']} layers (a random mapping beat every other candidate by more than 1% "
               f"on {report['random_beats_the_rest_by_over_1pct']}); without the random ones the oracle would be "
               f"x{report['geomean_best_not_random_over_oracle']:.3f} slower (geomean)")
-    print(f"wrote {out} ({report['wall_seconds']:.0f} s)")
+    print(f"wrote {args.out} ({report['wall_seconds']:.0f} s)")
     return 0
 
 
