@@ -9,8 +9,9 @@ import dataclasses
 
 def add_tiling_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tiling", choices=["none", "fdt", "ffmt", "auto"], default="none",
-                   help="fused tiling before memory planning: FDT (channel partitions), FFMT (spatial; not "
-                        "implemented yet), auto (the best found; currently FDT paths) or none (default)")
+                   help="fused tiling before memory planning: fdt (channel partitions, no recomputation), ffmt "
+                        "(spatial strips or grids, halos recomputed), auto (the best of both, path by path) "
+                        "or none (default)")
     p.add_argument("--max-partitions", type=int, default=25, help="largest partition count tried (default 25)")
     p.add_argument("--max-mac-overhead", type=float, default=None, metavar="PERCENT",
                    help="skip tilings that recompute more MACs than this (percent of the model's MACs)")
