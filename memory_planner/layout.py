@@ -11,12 +11,18 @@ every offset is a multiple of it.
   already placed.
 - ``greedy-conflicts``: the same first-fit, but buffers whose conflicting buffers add up to
   the most bytes go first (the crowded steps are packed first).
-- ``greedy``: the better of the two.
+- ``greedy``: the best of the first fits of ``GREEDY_RULES`` (the two above; largest size x
+  lifetime first; chronological; and "two-sided" ones, where the arena may also grow at its
+  bottom, which lets a gathered output lie one strip below the input it replaces, or a buffer
+  lie across a model input's start), then compacted (every block moved down where it fits).
+  Never worse than the two rules above; stops at the first layout that meets the live-bytes
+  bound.
 - ``optimal``: a CP-SAT model (``AddNoOverlap2D`` of fixed step intervals and variable address
-  intervals, minimise the arena; with dead prefixes, one disjunction per conflicting pair
-  instead, the pair's allowance as a constant) with a time limit, warm-started from the best
-  greedy layout, and skipped when greedy already meets the live-bytes lower bound. ``optimal`` is True when
-  the arena is proven minimal for this order.
+  intervals, minimise the arena; with dead prefixes or gathered pieces, one disjunction per
+  conflicting pair instead, the pair's allowance as a constant) with a time limit, warm-started
+  from the best greedy layout (offsets and sides of every pair), and skipped when greedy
+  already meets the live-bytes lower bound. ``optimal`` is True when the arena is proven
+  minimal for this order.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 from .cpsat import solve_deterministic
 from .errors import PlanningError
@@ -128,41 +134,177 @@ def live_lower_bound(blocks: Sequence[Block]) -> int:
     return best
 
 
+def _lowest_base(forbidden: list[tuple[int, int]], start: int, align: int) -> int:
+    """The lowest aligned base >= ``start`` (aligned) in none of the open intervals
+    ``forbidden`` (sorted by their low end)."""
+    cand = start
+    for lo, hi in forbidden:
+        if cand <= lo:
+            break
+        if cand < hi:
+            cand = -(-hi // align) * align
+    return cand
+
+
+def _highest_base(forbidden: list[tuple[int, int]], start: int, align: int) -> int:
+    """The highest aligned base <= ``start`` (aligned) in none of the open intervals
+    ``forbidden`` (sorted by their low end): one pass from the highest low end down (once the
+    base moved below an interval's low end, no interval with a higher low end contains it)."""
+    cand = start
+    for lo, hi in reversed(forbidden):
+        if lo < cand < hi:
+            cand = lo // align * align
+    return cand
+
+
+class Packing:
+    """What every first fit of one set of blocks shares: the conflicts, and for each block m
+    its conflicting blocks j as (j, lo, hi) (with j at offset o, m may not start in the open
+    interval (o + lo, o + hi): ``blocked_span`` less m's size), the groups a block is placed
+    with, and each group's extent."""
+
+    def __init__(self, blocks: Sequence[Block], conf: list[list[int]] | None = None):
+        self.conf = conflicts(blocks) if conf is None else conf
+        self.spans: list[list[tuple[int, int, int]]] = []
+        for m, bm in enumerate(blocks):
+            row = []
+            for j in self.conf[m]:
+                bj = blocks[j]
+                below = bj.dead_at(bm.first) if bj.dead and not bm.preset and bm.first >= bj.first else 0
+                above = bm.dead_at(bj.first) if bm.dead and not bj.preset and bj.first >= bm.first else 0
+                row.append((j, below - bm.size, bj.size - above))  # prefix_allowance, both ways
+            self.spans.append(row)
+        self.group = groups(blocks)
+        self.head = [b.inside[0] if b.inside is not None else i for i, b in enumerate(blocks)]
+        self.extent = [max(rel + blocks[m].size for m, rel in g) for g in self.group]
+
+    def forbidden(self, offsets: Sequence[int | None], i: int) -> list[tuple[int, int]]:
+        """The open intervals of bases the group of block ``i`` must avoid because of the
+        placed blocks its members conflict with (its own members excepted), sorted."""
+        own, spans = self.head[i], self.spans
+        head = self.head
+        out = [(oj + lo - rel, oj + hi - rel) for m, rel in self.group[i] for j, lo, hi in spans[m]
+               if (oj := offsets[j]) is not None and head[j] != own]
+        out.sort()
+        return out
+
+
 def first_fit(blocks: Sequence[Block], priority: Sequence[int], align: int,
-              conf: list[list[int]] | None = None) -> list[int]:
-    """Place blocks in ``priority`` order, each at the lowest aligned offset that fits (a block
-    and its gathered pieces together)."""
-    conf = conflicts(blocks) if conf is None else conf
-    group = groups(blocks)
+              conf: list[list[int]] | None = None, grow_down: bool = False,
+              packing: Packing | None = None) -> list[int]:
+    """Place blocks in ``priority`` order (a block and its gathered pieces together), each at
+    the lowest aligned offset that fits (TFLite Micro's rule).
+
+    With ``grow_down`` the arena may also grow at its bottom: when a block fits nowhere
+    within the bytes used so far, it goes either at the lowest offset above them or at the
+    highest offset below the lowest one used, whichever makes the span smaller (below: e.g.
+    under a model input placed first, or a gathered output whose pieces fill an input's
+    dead prefix as it dies, the pieces one strip lower than the strips they replace). The
+    offsets are shifted to start at 0 at the end."""
+    pk = Packing(blocks, conf) if packing is None else packing
     offsets: list[int | None] = [None] * len(blocks)
+    bottom = top = 0
+    placed = False
     for i in priority:
         if offsets[i] is not None:
             continue
-        # the group's base ``cand`` must avoid (lo, hi), open, for every member and placed block
-        forbidden = sorted((a - rel - blocks[m].size, b - rel) for m, rel in group[i] for j in conf[m]
-                           if offsets[j] is not None
-                           for a, b in (blocked_span(blocks[j], offsets[j], blocks[m]),))
-        cand = 0
-        for lo, hi in forbidden:
-            if cand <= lo:
-                break
-            if cand < hi:
-                cand = -(-hi // align) * align
-        for m, rel in group[i]:
+        forbidden = pk.forbidden(offsets, i)
+        extent = pk.extent[i]
+        cand = _lowest_base(forbidden, bottom, align)
+        if grow_down and placed and cand + extent > top:
+            below = _highest_base(forbidden, bottom - align, align)
+            if (bottom - below) + max(0, below + extent - top) < cand + extent - top:
+                cand = below
+        for m, rel in pk.group[i]:
             offsets[m] = cand + rel
-    return offsets  # type: ignore[return-value]
+        bottom, top = (min(bottom, cand), max(top, cand + extent)) if placed else (cand, cand + extent)
+        placed = True
+    if not placed:
+        return []
+    return [o - bottom for o in offsets]  # type: ignore[operator]
+
+
+def compact(blocks: Sequence[Block], offsets: Sequence[int], align: int,
+            conf: list[list[int]] | None = None, passes: int = 1, packing: Packing | None = None) -> list[int]:
+    """Move every block (with its pieces), lowest offset first, down to the lowest aligned
+    offset where it fits among all the others; never raises the arena."""
+    pk = Packing(blocks, conf) if packing is None else packing
+    offsets = list(offsets)
+    order = [i for i in sorted(range(len(blocks)), key=lambda i: offsets[i]) if pk.head[i] == i]
+    for _ in range(passes):
+        moved = False
+        for i in order:
+            cand = _lowest_base(pk.forbidden(offsets, i), 0, align)
+            if cand < offsets[i]:
+                for m, rel in pk.group[i]:
+                    offsets[m] = cand + rel
+                moved = True
+        if not moved:
+            break
+        order.sort(key=lambda i: offsets[i])
+    return offsets
+
+
+def by_size(blocks: Sequence[Block], conf: list[list[int]]) -> list[int]:
+    """Largest first (ties: earlier first step): TFLite Micro's order."""
+    return sorted(range(len(blocks)), key=lambda i: (-blocks[i].size, blocks[i].first, i))
+
+
+def by_conflicts(blocks: Sequence[Block], conf: list[list[int]]) -> list[int]:
+    """The blocks whose conflicting blocks add up to the most bytes first (crowded steps first)."""
+    crowd = [blocks[i].size + sum(blocks[j].size for j in conf[i]) for i in range(len(blocks))]
+    return sorted(range(len(blocks)), key=lambda i: (-crowd[i], -blocks[i].size, blocks[i].first, i))
+
+
+def by_area(blocks: Sequence[Block], conf: list[list[int]]) -> list[int]:
+    """Largest size x lifetime first (long-lived buffers at the bottom)."""
+    return sorted(range(len(blocks)), key=lambda i: (-blocks[i].size * (blocks[i].last - blocks[i].first + 1),
+                                                     blocks[i].first, i))
+
+
+def by_first_step(blocks: Sequence[Block], conf: list[list[int]]) -> list[int]:
+    """Chronological (ties: larger first): each block fills the bytes released before it."""
+    return sorted(range(len(blocks)), key=lambda i: (blocks[i].first, -blocks[i].size, i))
 
 
 def greedy_by_size(blocks: Sequence[Block], align: int, conf=None) -> list[int]:
-    prio = sorted(range(len(blocks)), key=lambda i: (-blocks[i].size, blocks[i].first, i))
-    return first_fit(blocks, prio, align, conf)
+    conf = conflicts(blocks) if conf is None else conf
+    return first_fit(blocks, by_size(blocks, conf), align, conf)
 
 
 def greedy_by_conflicts(blocks: Sequence[Block], align: int, conf=None) -> list[int]:
     conf = conflicts(blocks) if conf is None else conf
-    crowd = [blocks[i].size + sum(blocks[j].size for j in conf[i]) for i in range(len(blocks))]
-    prio = sorted(range(len(blocks)), key=lambda i: (-crowd[i], -blocks[i].size, blocks[i].first, i))
-    return first_fit(blocks, prio, align, conf)
+    return first_fit(blocks, by_conflicts(blocks, conf), align, conf)
+
+
+# the first fits of ``greedy``: (name, priority, grow_down), tried in this order
+GREEDY_RULES = (
+    ("greedy-size", by_size, False),
+    ("greedy-size two-sided", by_size, True),
+    ("greedy-conflicts", by_conflicts, False),
+    ("greedy-conflicts two-sided", by_conflicts, True),
+    ("greedy-area two-sided", by_area, True),
+    ("greedy-chronological", by_first_step, False),
+)
+
+
+def best_greedy(blocks: Sequence[Block], align: int, conf: list[list[int]], lower: int) -> tuple[int, str, list[int]]:
+    """The best of the ``GREEDY_RULES`` first fits, compacted (stops at the first that meets
+    ``lower``, the live-bytes bound): (arena, rule, offsets)."""
+    pk = Packing(blocks, conf)
+    best: tuple[int, str, list[int]] | None = None
+    for name, priority, grow_down in GREEDY_RULES:
+        offs = first_fit(blocks, priority(blocks, conf), align, conf, grow_down, pk)
+        size = arena_size(blocks, offs)
+        if best is None or size < best[0]:
+            best = (size, name, offs)
+            if size <= lower:
+                return best
+    assert best is not None
+    size, name, offs = best
+    offs = compact(blocks, offs, align, conf, packing=pk)
+    packed = arena_size(blocks, offs)
+    return (packed, name + (", compacted" if packed < size else ""), offs)
 
 
 def optimal_offsets(blocks: Sequence[Block], align: int, hint: Sequence[int], time_limit: float,
@@ -210,14 +352,19 @@ def optimal_offsets(blocks: Sequence[Block], align: int, hint: Sequence[int], ti
     if not allowance and not any(b.inside is not None for b in blocks):
         m.AddNoOverlap2D(xs, ys)
     else:  # pair by pair: j below i (in i's dead prefix, if any) or above it
+        head = [b.inside[0] if b.inside is not None else i for i, b in enumerate(blocks)]
+        hinted = all(h % unit == 0 for h in hint)
         for i in range(len(blocks)):
             for j in conf[i]:
-                if j < i:
-                    continue
+                if j < i or head[i] == head[j]:
+                    continue  # two pieces of one block: their places are fixed
                 below = m.NewBoolVar(f"b{i}_{j}")
                 sj, si = blocks[j].size // unit, blocks[i].size // unit
-                m.Add(offs[j] + sj <= offs[i] + allowance.get((i, j), 0) // unit).OnlyEnforceIf(below)
-                m.Add(offs[i] + si <= offs[j] + allowance.get((j, i), 0) // unit).OnlyEnforceIf(below.Not())
+                aij, aji = allowance.get((i, j), 0) // unit, allowance.get((j, i), 0) // unit
+                m.Add(offs[j] + sj <= offs[i] + aij).OnlyEnforceIf(below)
+                m.Add(offs[i] + si <= offs[j] + aji).OnlyEnforceIf(below.Not())
+                if hinted:  # the warm start complete: which side each pair is on in it
+                    m.AddHint(below, hint[j] // unit + sj <= hint[i] // unit + aij)
     m.Minimize(arena)
     status, solver = solve_deterministic(m, time_limit, workers)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -234,19 +381,14 @@ def layout(blocks: Sequence[Block], align: int = 16, method: str = "optimal",
         raise PlanningError("block sizes must be multiples of the alignment")
     conf = conflicts(blocks)
     lower = live_lower_bound(blocks)
-    candidates: list[tuple[str, Callable]] = []
-    if method in ("greedy-size", "greedy", "optimal"):
-        candidates.append(("greedy-size", greedy_by_size))
-    if method in ("greedy-conflicts", "greedy", "optimal"):
-        candidates.append(("greedy-conflicts", greedy_by_conflicts))
-    best: tuple[int, str, list[int]] | None = None
-    for name, fn in candidates:
-        offs = fn(blocks, align, conf)
-        size = arena_size(blocks, offs)
-        if best is None or size < best[0]:
-            best = (size, name, offs)
-    assert best is not None
-    size, name, offs = best
+    if method == "greedy-size":
+        offs = greedy_by_size(blocks, align, conf)
+        size, name = arena_size(blocks, offs), method
+    elif method == "greedy-conflicts":
+        offs = greedy_by_conflicts(blocks, align, conf)
+        size, name = arena_size(blocks, offs), method
+    else:
+        size, name, offs = best_greedy(blocks, align, conf, lower)
     if method != "optimal" or size <= lower:
         return Layout(offs, size, name, size <= lower, time.perf_counter() - t0)
     res = optimal_offsets(blocks, align, offs, time_limit)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from .errors import PlanningError
-from .graph import Graph, Storage, dead_at, dead_prefixes, lifetimes, live_bytes, storages
+from .graph import Graph, Lifetime, Storage, dead_at, dead_prefixes, lifetimes, live_bytes, storages
 from .layout import Block, layout as make_layout
 from .schedule import Schedule, schedule
 from .verify import verify
@@ -119,6 +119,15 @@ def _kind(b: Storage) -> str:
     return "intermediate"
 
 
+def layout_blocks(bufs: Sequence[Storage], lts: Sequence[Lifetime], deads: Sequence[tuple[tuple[int, int], ...]],
+                  align: int) -> list[Block]:
+    """The layout's view of the buffers of one order (``lifetimes``, ``dead_prefixes``)."""
+    index = {b.name: i for i, b in enumerate(bufs)}
+    return [Block(b.padded(align), lt.first, lt.last, d, b.producer is None,
+                  (index[b.inside[0]], b.inside[1]) if b.inside else None)
+            for b, lt, d in zip(bufs, lts, deads)]
+
+
 def plan(graph: Graph, order: str | Sequence[str] = "optimal", layout: str = "optimal",
          align: int = 16, inputs_in_arena: bool = True, outputs_in_arena: bool = True,
          order_time_limit: float = 0.55, layout_time_limit: float = 0.3,
@@ -137,14 +146,11 @@ def plan(graph: Graph, order: str | Sequence[str] = "optimal", layout: str = "op
     graph.check()
     bufs = storages(graph, inputs_in_arena, outputs_in_arena, align)
     sched = schedule(graph, bufs, align, order, time_limit=order_time_limit)
-    index = {b.name: i for i, b in enumerate(bufs)}
 
     def lay_out(steps: list[int]):
         lts = lifetimes(bufs, steps)
         deads = dead_prefixes(bufs, steps, align)
-        blocks = [Block(b.padded(align), lt.first, lt.last, d, b.producer is None,
-                        (index[b.inside[0]], b.inside[1]) if b.inside else None)
-                  for b, lt, d in zip(bufs, lts, deads)]
+        blocks = layout_blocks(bufs, lts, deads, align)
         return lts, deads, make_layout(blocks, align, layout, time_limit=layout_time_limit)
 
     lts, deads, lay = lay_out(sched.order)
