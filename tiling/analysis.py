@@ -35,6 +35,8 @@ class Value:
     consumers: list[str] = field(default_factory=list)
     is_output: bool = False
     is_param: bool = False
+    macs: int = 0                # multiply-accumulates of the operator (conv2d / dense), read once
+    kernel_hw: tuple[int, ...] = ()  # a conv2d's kernel height and width, read once
 
     @property
     def nbytes(self) -> int:
@@ -152,6 +154,10 @@ class Analysis:
             if info is not None:
                 v.info = info
                 v.data = [d.name for d in info.data]
+                # read once here: candidates ask for them thousands of times (TVM objects are slow)
+                v.macs = info.macs
+                if info.kind == "conv2d":
+                    v.kernel_hw = tuple(int(d) for d in info.consts[0].ty.shape)[:2]
             elif isinstance(val, relax.Call) and val.op in alias_ops:
                 v.alias_of = val.args[0].name if isinstance(val.args[0], relax.Var) else None
                 v.data = [v.alias_of] if v.alias_of else []

@@ -239,7 +239,7 @@ def _range_needed(an: Analysis, v: Value, axis: int, o0: int, o1: int, a_: dict)
     i = axis - 1  # index into (H, W) pairs
     if kind in ("conv2d", "avg_pool2d", "max_pool2d"):
         if kind == "conv2d":
-            k, d = int(v.info.consts[0].ty.shape[i]), a_["dilation"][i]
+            k, d = v.kernel_hw[i], a_["dilation"][i]
         else:
             k, d = a_["pool_size"][i], 1
         s, p0 = a_["strides"][i], a_["padding"][i]
@@ -316,7 +316,7 @@ def _read_name(name: str, k: int, j: int) -> str:
 def _macs_per_pixel(v: Value) -> int:
     if v.info.kind != "conv2d":
         return 0
-    return v.info.macs // (v.shape[1] * v.shape[2])
+    return v.macs // (v.shape[1] * v.shape[2])
 
 
 def _pixel_bytes(v: Value) -> int:
