@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import time
+from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -81,17 +82,41 @@ class Layout:
 def conflicts(blocks: Sequence[Block]) -> list[list[int]]:
     """For each block, the blocks alive at some common step (a gathered piece and the block
     it is placed in excepted: their relative place is fixed)."""
-    idx = sorted(range(len(blocks)), key=lambda i: blocks[i].first)
-    out: list[list[int]] = [[] for _ in blocks]
+    return _sweep(blocks, False)[0]
+
+
+def _sweep(blocks: Sequence[Block], with_spans: bool):
+    """The conflicts (``conflicts``) and, ``with_spans``, for each block m its conflicting
+    blocks j as (j, lo, hi): with j at offset o, m may not start in the open interval
+    (o + lo, o + hi) (``blocked_span`` less m's size). One sweep by first step."""
+    n = len(blocks)
+    idx = sorted(range(n), key=lambda i: blocks[i].first)
+    inside = [b.inside[0] if b.inside is not None else -1 for b in blocks]
+    conf: list[list[int]] = [[] for _ in range(n)]
+    spans: list[list[tuple[int, int, int]]] = [[] for _ in range(n)]
     for a_pos, i in enumerate(idx):
-        for j in idx[a_pos + 1:]:
-            if blocks[j].first > blocks[i].last:
+        bi = blocks[i]
+        last_i, first_i, size_i, dead_i, preset_i = bi.last, bi.first, bi.size, bi.dead, bi.preset
+        dead_steps = [s for s, _ in dead_i]
+        conf_i, spans_i = conf[i], spans[i]
+        for b_pos in range(a_pos + 1, n):
+            j = idx[b_pos]
+            bj = blocks[j]
+            if bj.first > last_i:
                 break
-            if (blocks[i].inside or (None,))[0] == j or (blocks[j].inside or (None,))[0] == i:
+            if inside[i] == j or inside[j] == i:
                 continue
-            out[i].append(j)
-            out[j].append(i)
-    return out
+            conf_i.append(j)
+            conf[j].append(i)
+            if with_spans:  # prefix_allowance both ways (bj.first >= first_i: sorted)
+                a_ij = 0
+                if dead_i and not bj.preset:  # dead_at(dead_i, bj.first)
+                    k = bisect_right(dead_steps, bj.first)
+                    a_ij = dead_i[k - 1][1] if k else 0
+                a_ji = dead_at(bj.dead, first_i) if bj.dead and not preset_i and first_i == bj.first else 0
+                spans_i.append((j, a_ji - size_i, bj.size - a_ij))
+                spans[j].append((i, a_ij - bj.size, size_i - a_ji))
+    return conf, spans
 
 
 def groups(blocks: Sequence[Block]) -> list[list[tuple[int, int]]]:
@@ -163,17 +188,8 @@ class Packing:
     interval (o + lo, o + hi): ``blocked_span`` less m's size), the groups a block is placed
     with, and each group's extent."""
 
-    def __init__(self, blocks: Sequence[Block], conf: list[list[int]] | None = None):
-        self.conf = conflicts(blocks) if conf is None else conf
-        self.spans: list[list[tuple[int, int, int]]] = []
-        for m, bm in enumerate(blocks):
-            row = []
-            for j in self.conf[m]:
-                bj = blocks[j]
-                below = bj.dead_at(bm.first) if bj.dead and not bm.preset and bm.first >= bj.first else 0
-                above = bm.dead_at(bj.first) if bm.dead and not bj.preset and bj.first >= bm.first else 0
-                row.append((j, below - bm.size, bj.size - above))  # prefix_allowance, both ways
-            self.spans.append(row)
+    def __init__(self, blocks: Sequence[Block]):
+        self.conf, self.spans = _sweep(blocks, True)
         self.group = groups(blocks)
         self.head = [b.inside[0] if b.inside is not None else i for i, b in enumerate(blocks)]
         self.extent = [max(rel + blocks[m].size for m, rel in g) for g in self.group]
@@ -181,17 +197,19 @@ class Packing:
     def forbidden(self, offsets: Sequence[int | None], i: int) -> list[tuple[int, int]]:
         """The open intervals of bases the group of block ``i`` must avoid because of the
         placed blocks its members conflict with (its own members excepted), sorted."""
-        own, spans = self.head[i], self.spans
-        head = self.head
-        out = [(oj + lo - rel, oj + hi - rel) for m, rel in self.group[i] for j, lo, hi in spans[m]
-               if (oj := offsets[j]) is not None and head[j] != own]
+        members = self.group[i]
+        if len(members) == 1:  # a block alone (the common case)
+            out = [(oj + lo, oj + hi) for j, lo, hi in self.spans[i] if (oj := offsets[j]) is not None]
+        else:
+            own, head, spans = self.head[i], self.head, self.spans
+            out = [(oj + lo - rel, oj + hi - rel) for m, rel in members for j, lo, hi in spans[m]
+                   if (oj := offsets[j]) is not None and head[j] != own]
         out.sort()
         return out
 
 
-def first_fit(blocks: Sequence[Block], priority: Sequence[int], align: int,
-              conf: list[list[int]] | None = None, grow_down: bool = False,
-              packing: Packing | None = None) -> list[int]:
+def first_fit(blocks: Sequence[Block], priority: Sequence[int], align: int, grow_down: bool = False,
+              packing: Packing | None = None, give_up_at: int | None = None) -> list[int] | None:
     """Place blocks in ``priority`` order (a block and its gathered pieces together), each at
     the lowest aligned offset that fits (TFLite Micro's rule).
 
@@ -200,15 +218,21 @@ def first_fit(blocks: Sequence[Block], priority: Sequence[int], align: int,
     highest offset below the lowest one used, whichever makes the span smaller (below: e.g.
     under a model input placed first, or a gathered output whose pieces fill an input's
     dead prefix as it dies, the pieces one strip lower than the strips they replace). The
-    offsets are shifted to start at 0 at the end."""
-    pk = Packing(blocks, conf) if packing is None else packing
+    offsets are shifted to start at 0 at the end. None as soon as the arena reaches
+    ``give_up_at`` (it never shrinks while blocks are added)."""
+    pk = Packing(blocks) if packing is None else packing
+    spans, group = pk.spans, pk.group
     offsets: list[int | None] = [None] * len(blocks)
     bottom = top = 0
     placed = False
     for i in priority:
         if offsets[i] is not None:
             continue
-        forbidden = pk.forbidden(offsets, i)
+        if len(group[i]) == 1:  # a block alone: Packing.forbidden, inlined (the hot loop)
+            forbidden = [(oj + lo, oj + hi) for j, lo, hi in spans[i] if (oj := offsets[j]) is not None]
+            forbidden.sort()
+        else:
+            forbidden = pk.forbidden(offsets, i)
         extent = pk.extent[i]
         cand = _lowest_base(forbidden, bottom, align)
         if grow_down and placed and cand + extent > top:
@@ -219,16 +243,18 @@ def first_fit(blocks: Sequence[Block], priority: Sequence[int], align: int,
             offsets[m] = cand + rel
         bottom, top = (min(bottom, cand), max(top, cand + extent)) if placed else (cand, cand + extent)
         placed = True
+        if give_up_at is not None and top - bottom >= give_up_at:
+            return None
     if not placed:
         return []
     return [o - bottom for o in offsets]  # type: ignore[operator]
 
 
-def compact(blocks: Sequence[Block], offsets: Sequence[int], align: int,
-            conf: list[list[int]] | None = None, passes: int = 1, packing: Packing | None = None) -> list[int]:
+def compact(blocks: Sequence[Block], offsets: Sequence[int], align: int, passes: int = 1,
+            packing: Packing | None = None) -> list[int]:
     """Move every block (with its pieces), lowest offset first, down to the lowest aligned
     offset where it fits among all the others; never raises the arena."""
-    pk = Packing(blocks, conf) if packing is None else packing
+    pk = Packing(blocks) if packing is None else packing
     offsets = list(offsets)
     order = [i for i in sorted(range(len(blocks)), key=lambda i: offsets[i]) if pk.head[i] == i]
     for _ in range(passes):
@@ -267,14 +293,27 @@ def by_first_step(blocks: Sequence[Block], conf: list[list[int]]) -> list[int]:
     return sorted(range(len(blocks)), key=lambda i: (blocks[i].first, -blocks[i].size, i))
 
 
-def greedy_by_size(blocks: Sequence[Block], align: int, conf=None) -> list[int]:
-    conf = conflicts(blocks) if conf is None else conf
-    return first_fit(blocks, by_size(blocks, conf), align, conf)
+def by_lifetime(blocks: Sequence[Block], conf: list[list[int]]) -> list[int]:
+    """Shortest-lived first (ties: larger first): the temporaries share the bottom bytes, the
+    long-lived buffers go around them."""
+    return sorted(range(len(blocks)), key=lambda i: (blocks[i].last - blocks[i].first, -blocks[i].size,
+                                                     blocks[i].first, i))
 
 
-def greedy_by_conflicts(blocks: Sequence[Block], align: int, conf=None) -> list[int]:
-    conf = conflicts(blocks) if conf is None else conf
-    return first_fit(blocks, by_conflicts(blocks, conf), align, conf)
+def by_size_released_last(blocks: Sequence[Block], conf: list[list[int]]) -> list[int]:
+    """Largest first, but the buffers with a dead prefix after all others (they fit around the
+    others, which may lie in their released bytes)."""
+    return sorted(range(len(blocks)), key=lambda i: (bool(blocks[i].dead), -blocks[i].size, blocks[i].first, i))
+
+
+def greedy_by_size(blocks: Sequence[Block], align: int, packing: Packing | None = None) -> list[int]:
+    pk = Packing(blocks) if packing is None else packing
+    return first_fit(blocks, by_size(blocks, pk.conf), align, packing=pk)  # type: ignore[return-value]
+
+
+def greedy_by_conflicts(blocks: Sequence[Block], align: int, packing: Packing | None = None) -> list[int]:
+    pk = Packing(blocks) if packing is None else packing
+    return first_fit(blocks, by_conflicts(blocks, pk.conf), align, packing=pk)  # type: ignore[return-value]
 
 
 # the first fits of ``greedy``: (name, priority, grow_down), tried in this order
@@ -285,16 +324,22 @@ GREEDY_RULES = (
     ("greedy-conflicts two-sided", by_conflicts, True),
     ("greedy-area two-sided", by_area, True),
     ("greedy-chronological", by_first_step, False),
+    ("greedy-short-lived two-sided", by_lifetime, True),
+    ("greedy-size released last", by_size_released_last, False),
 )
 
 
-def best_greedy(blocks: Sequence[Block], align: int, conf: list[list[int]], lower: int) -> tuple[int, str, list[int]]:
+def best_greedy(blocks: Sequence[Block], align: int, lower: int,
+                packing: Packing | None = None) -> tuple[int, str, list[int]]:
     """The best of the ``GREEDY_RULES`` first fits, compacted (stops at the first that meets
     ``lower``, the live-bytes bound): (arena, rule, offsets)."""
-    pk = Packing(blocks, conf)
+    pk = Packing(blocks) if packing is None else packing
     best: tuple[int, str, list[int]] | None = None
     for name, priority, grow_down in GREEDY_RULES:
-        offs = first_fit(blocks, priority(blocks, conf), align, conf, grow_down, pk)
+        offs = first_fit(blocks, priority(blocks, pk.conf), align, grow_down, pk,
+                         give_up_at=None if best is None else best[0])
+        if offs is None:
+            continue  # no better than the best so far
         size = arena_size(blocks, offs)
         if best is None or size < best[0]:
             best = (size, name, offs)
@@ -302,7 +347,7 @@ def best_greedy(blocks: Sequence[Block], align: int, conf: list[list[int]], lowe
                 return best
     assert best is not None
     size, name, offs = best
-    offs = compact(blocks, offs, align, conf, packing=pk)
+    offs = compact(blocks, offs, align, packing=pk)
     packed = arena_size(blocks, offs)
     return (packed, name + (", compacted" if packed < size else ""), offs)
 
@@ -379,16 +424,16 @@ def layout(blocks: Sequence[Block], align: int = 16, method: str = "optimal",
         raise PlanningError(f"unknown layout method {method!r} (choose from {', '.join(LAYOUT_METHODS)})")
     if any(b.size % align for b in blocks):
         raise PlanningError("block sizes must be multiples of the alignment")
-    conf = conflicts(blocks)
+    pk = Packing(blocks)
     lower = live_lower_bound(blocks)
     if method == "greedy-size":
-        offs = greedy_by_size(blocks, align, conf)
+        offs = greedy_by_size(blocks, align, pk)
         size, name = arena_size(blocks, offs), method
     elif method == "greedy-conflicts":
-        offs = greedy_by_conflicts(blocks, align, conf)
+        offs = greedy_by_conflicts(blocks, align, pk)
         size, name = arena_size(blocks, offs), method
     else:
-        size, name, offs = best_greedy(blocks, align, conf, lower)
+        size, name, offs = best_greedy(blocks, align, lower, pk)
     if method != "optimal" or size <= lower:
         return Layout(offs, size, name, size <= lower, time.perf_counter() - t0)
     res = optimal_offsets(blocks, align, offs, time_limit)

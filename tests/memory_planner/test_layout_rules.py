@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from memory_planner import Graph, plan, violations
 from memory_planner.graph import dead_prefixes, lifetimes, storages
-from memory_planner.layout import (GREEDY_RULES, arena_size, compact, conflicts, first_fit, greedy_by_conflicts,
+from memory_planner.layout import (GREEDY_RULES, Packing, arena_size, compact, first_fit, greedy_by_conflicts,
                                    greedy_by_size, layout, live_lower_bound)
 from memory_planner.plan import layout_blocks
 from memory_planner.schedule import schedule
@@ -113,16 +113,16 @@ def test_every_greedy_rule_is_valid(g, align, original):
     """Each first fit of ``greedy`` (one-sided and two-sided), and its compaction, is a valid
     plan: the verifier accepts it and the simulated run finds every read intact."""
     blocks, order, tensor_offsets = blocks_of(g, "original" if original else "optimal", align)
-    conf = conflicts(blocks)
+    packing = Packing(blocks)
     for name, priority, grow_down in GREEDY_RULES:
-        offs = first_fit(blocks, priority(blocks, conf), align, conf, grow_down)
-        for candidate in (offs, compact(blocks, offs, align, conf)):
+        offs = first_fit(blocks, priority(blocks, packing.conf), align, grow_down, packing)
+        for candidate in (offs, compact(blocks, offs, align, packing=packing)):
             arena = arena_size(blocks, candidate)
             assert arena >= live_lower_bound(blocks)
             off = tensor_offsets(candidate)
             assert violations(g, order, off, arena, align) == [], name
             assert simulate(g, order, off, arena) == [], name
-        assert arena_size(blocks, compact(blocks, offs, align, conf)) <= arena_size(blocks, offs)
+        assert arena_size(blocks, compact(blocks, offs, align, packing=packing)) <= arena_size(blocks, offs)
 
 
 @settings(max_examples=150, **SETTINGS)
