@@ -7,7 +7,8 @@
 For each model (imported and lowered by tvm_accel.frontend.load): the untiled arena
 (memory_planner, optimal order and layout), then path discovery (tiling.discover) with FDT
 only, FFMT only and both ("auto"): the arena of the tiled analysis graph, the reduction, the
-MAC overhead, the paths (partitions) and the discovery time.
+MAC overhead, the paths (partitions), the discovery time, and which search (greedy or
+composition) gave the chosen paths, with the arena the greedy search alone reached.
 
 Checks (each tiled model): the rewritten module planned from scratch (tvm_accel.memory, its
 arena must not exceed the reported one) and run on the host CPU through TVM against the
@@ -131,6 +132,9 @@ def main() -> int:
             for p in f["paths"]:
                 print(f"{r['model']} {m}: {p['method'].upper()} {' -> '.join(p['bindings'])} ({p['detail']}): "
                       f"{p['arena_before']:,} -> {p['arena_after']:,} B, +{p['extra_macs']:,} MACs")
+            if f.get("found_by"):
+                print(f"{r['model']} {m}: chosen from the {f['found_by']} search (the greedy search alone: "
+                      f"{f['greedy_arena']:,} B)")
             checks = []
             if f.get("verified_arena") is not None:
                 checks.append(f"rewritten module planned {f['verified_arena']:,} B")

@@ -385,6 +385,54 @@ def _grow_pool(an: Analysis, st: _State, base, live: list[int], seeds: list[str]
     return pool, tried
 
 
+def _refine(an: Analysis, st: _State, chosen: list[_Candidate], pool: list[_Candidate], budget: float,
+            align: int) -> tuple[int, list[_Candidate]]:
+    """Local search on a set's layout: the live bytes do not tell how well a set lays out (a
+    path that is not at the bound still decides where its input's released rows and its
+    output's strips can go). Each step tries, for every path of the set, every other tiling of
+    the same operators (another partition count or grid) whose local peak is below the
+    current arena, lays the set out (greedy layout) and keeps the best one if it lowers the
+    arena; until no change does or ``REFINE_LAYOUTS`` layouts are done. Returns (arena, set)."""
+
+    def applied(cands: list[_Candidate]) -> _State:
+        cur = st
+        for c in sorted(cands, key=lambda c: min(c.ops)):
+            ng, order, steps, extra = _apply(an, cur, c.path, c.n)
+            cur = _State(ng, order, 0, cur.extra_macs + extra, cur.applied + [(c.path, c.n, steps)])
+        return cur
+
+    def arena(cur: _State) -> int:
+        return plan(cur.graph, order=cur.order, layout="greedy", align=align, check=False).arena_bytes
+
+    best = (arena(applied(chosen)), sum(c.extra for c in chosen))
+    evals = 1
+    while evals < REFINE_LAYOUTS:
+        moves = []
+        for i, c in enumerate(chosen):
+            alternatives = [x for x in pool if x.ops == c.ops and x is not c and x.local < best[0]]
+            if not alternatives or evals >= REFINE_LAYOUTS:
+                continue
+            others = applied(chosen[:i] + chosen[i + 1:])  # the other paths, applied once per step
+            for x in alternatives:
+                cands = chosen[:i] + [x] + chosen[i + 1:]
+                extra = sum(y.extra for y in cands)
+                if extra > budget or evals >= REFINE_LAYOUTS:
+                    continue
+                evals += 1
+                try:
+                    ng, order, _, _ = _apply(an, others, x.path, x.n)
+                except ValueError:
+                    continue
+                moves.append(((arena(_State(ng, order, 0, 0, [])), extra), cands))
+        if not moves:
+            break
+        score, cands = min(moves, key=lambda m: m[0])
+        if score[0] >= best[0]:
+            break
+        best, chosen = score, cands
+    return best[0], chosen
+
+
 def _apply_sequence(an: Analysis, st: _State, choices: list, align: int) -> tuple[_State, list[AppliedPath]]:
     """Apply [(path, partitions)] one after the other (greedy layout after each)."""
     applied = []
@@ -405,8 +453,12 @@ def _describe(applied: list) -> list[str]:
     return [f"{ap[0].method}:{ap[0].describe()} x{ap[1]}" for ap in applied]
 
 
-# composed sets (of distinct bounds) applied for real after the greedy search
+# composed sets (of distinct bounds) applied for real after the greedy search; the first
+# REFINED of them also seed a local search on their layout (``_refine``)
 COMPOSITIONS = 6
+REFINED = 2
+REFINE_LAYOUTS = 60  # layouts per local search (a budget of work, not of time)
+OPTIMAL_LAYOUTS = 3  # composed sets given the optimal (CP-SAT) layout, the best by greedy layout
 
 
 def discover(mod, method: str = "auto", max_partitions: int = 25, max_mac_overhead: float | None = None,
@@ -509,6 +561,12 @@ def discover(mod, method: str = "auto", max_partitions: int = 25, max_mac_overhe
     # greedy search never sees); each set applied for real
     finals = [("greedy", st, list(result.paths), max(peak_curve(st.graph, st.order, align)))]
     sets = _compositions(pool, live0, budget, COMPOSITIONS)
+    seen = {tuple((c.path, c.n) for c in chosen) for _, chosen in sets}
+    for bound, chosen in sets[:REFINED]:
+        _, better = _refine(an, st0, chosen, pool, budget, align)
+        if tuple((c.path, c.n) for c in better) not in seen:
+            seen.add(tuple((c.path, c.n) for c in better))
+            sets.append((_bound(better, live0), better))
     for bound, chosen in sets:
         try:
             cst, applied = _apply_sequence(an, st0, [(c.path, c.n) for c in chosen], align)
@@ -518,11 +576,12 @@ def discover(mod, method: str = "auto", max_partitions: int = 25, max_mac_overhe
                        "paths": _describe(cst.applied)})
         finals.append(("composition", cst, applied, bound))
 
-    # the optimal layout of each, by rising live-bytes peak (no layout is below it), unless that
-    # peak is not below an arena already found at no more MACs; the lowest arena wins (ties:
-    # fewer MACs, then the greedy search's)
+    # the optimal layout for the greedy result and the OPTIMAL_LAYOUTS sets of the lowest greedy-
+    # layout arenas, unless their live-bytes peak is not below an arena already found at no more
+    # MACs; the lowest arena wins (ties: fewer MACs, then the greedy search's)
     chosen_final = None
-    for rank, (how, fst, applied, bound) in sorted(enumerate(finals), key=lambda f: (f[1][3], f[1][1].extra_macs, f[0])):
+    ranked = sorted(enumerate(finals), key=lambda f: (f[0] > 0, f[1][1].arena, f[1][1].extra_macs))
+    for rank, (how, fst, applied, bound) in ranked[:1 + OPTIMAL_LAYOUTS]:
         if chosen_final is not None and rank and bound >= chosen_final[0][0] and fst.extra_macs >= chosen_final[0][1]:
             continue
         final = plan(fst.graph, order=fst.order, layout="optimal", align=align) if fst.applied else base
@@ -537,7 +596,8 @@ def discover(mod, method: str = "auto", max_partitions: int = 25, max_mac_overhe
             chosen_final = (key, how, fst, applied, final)
     (arena, _, _), how, st, applied, final = chosen_final
     if sets:
-        say(f"composition: {len(sets)} sets of paths by local peaks (bounds {sets[0][0]:,}..{sets[-1][0]:,} B); "
+        say(f"composition: {len(sets)} sets of paths by local peaks and layout (bounds {min(b_ for b_, _ in sets):,}.."
+            f"{max(b_ for b_, _ in sets):,} B); "
             f"chosen: the {how} search's, {arena:,} B (greedy search: {result.greedy_arena:,} B)")
     result.found_by = how if st.applied else ""
     result.greedy_paths = finals[0][2]
