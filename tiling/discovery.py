@@ -21,8 +21,11 @@
    untiled order per limit, bisection over the limits), the set of fewest MACs at each of the
    lowest limits (``COMPOSITIONS`` sets). A short path pays off only once its neighbours are
    tiled too, which the greedy search, judging one path at a time, never sees.
-7. Each set and the greedy result get the optimal layout (unless their live-bytes peak cannot
-   beat an arena already found); the lowest arena wins (ties: fewer MACs, then the greedy one).
+7. A local search on the layout of the best sets (``_refine``): each of their paths retiled
+   by other partition counts / grids of the pool while the greedy-layout arena drops.
+8. The greedy result and the sets of the lowest greedy-layout arenas get the optimal layout
+   (unless their live-bytes peak cannot beat an arena already found); the lowest arena wins
+   (ties: fewer MACs, then the greedy one).
 
 Only the final choice is rewritten in Relax (``rewrite``).
 """
@@ -32,7 +35,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from memory_planner import Graph, live_bytes, peak_of_order, plan, storages
+from memory_planner import Graph, live_bytes, plan, storages
 
 from . import fdt, ffmt
 from .analysis import Analysis
