@@ -58,13 +58,13 @@ DIM_MAP = {"N": "b", "P": "orow", "Q": "ocol", "K": "och", "R": "krow", "S": "kc
 FIT_KEYS = ("dma_bytes_per_cycle", "dma_latency", "dma_max_inflight", "mesh_fill_drain", "preload_cycles",
             "preload_cycles_per_row",
             "command_issue_cycles", "execute_queue_entries", "cpu_cycles_per_instruction", "compute_rows_per_cycle",
-            "mvout_rows_per_cycle", "load_queue_entries", "store_queue_entries")
+            "mvout_rows_per_cycle", "load_queue_entries", "store_queue_entries", "l2_miss_latency")
 # physically sensible ranges
 FIT_BOUNDS = {"dma_bytes_per_cycle": (1, 64), "dma_latency": (5, 1000), "dma_max_inflight": (1, 256),
               "mesh_fill_drain": (0, 1024), "preload_cycles": (0, 512), "preload_cycles_per_row": (0, 4), "command_issue_cycles": (0.25, 16),
               "execute_queue_entries": (2, 256), "cpu_cycles_per_instruction": (1, 20),
               "compute_rows_per_cycle": (0.05, 4), "mvout_rows_per_cycle": (0.05, 4), "load_queue_entries": (2, 256),
-              "store_queue_entries": (2, 256)}
+              "store_queue_entries": (2, 256), "l2_miss_latency": (0, 1000)}
 
 
 @dataclasses.dataclass
@@ -103,13 +103,16 @@ DOSA_MATMUL_DIMS = {"P": "i", "K": "j", "C": "k"}
 DOSA_DEFAULT_PERM = "CRSKPQN"  # innermost first, Gemmini's tiled_conv order
 
 
-def dosa_tiles(mapping: str) -> tuple[dict[str, int], str]:
+def dosa_tiles(mapping: str, l0_twice: bool = False) -> tuple[dict[str, int], str]:
     """The tile sizes and loop permutation DOSA's data collection derived from a mapping string.
 
     Tiles: per dimension the product of the temporal factors of the levels below DRAM (L0, L1,
-    L2), the spatial C / K factors multiplied into the C / K tiles, and the PE level's (L0) P and
-    Q factors multiplied in a second time (its parser reads that level twice). Permutation: the
-    DRAM level's loops innermost first, then the dimensions it lacks in the order CRSKPQN.
+    L2), the spatial C / K factors multiplied into the C / K tiles. `l0_twice`: the PE level's
+    (L0) P and Q factors multiplied in a second time, as the stored extract_data_csv.py does (it
+    reads that level twice); the measured cycles say the programs that ran did not (with it, the
+    rows whose L0 has a P or Q factor are modelled 0.55-0.88 x as fast as the others on the same
+    mesh, docs/spike_sim.md). Permutation: the DRAM level's loops innermost first, then the
+    dimensions it lacks in the order CRSKPQN.
     """
     levels = {}
     for part in mapping.split(" - "):
@@ -127,9 +130,10 @@ def dosa_tiles(mapping: str) -> tuple[dict[str, int], str]:
                 tile[w[0]] *= int(w[1:])
     tile["C"] *= spatial.get("C", 1)
     tile["K"] *= spatial.get("K", 1)
-    l0 = {w[0]: int(w[1:]) for w in levels["L0"] if not w.endswith(("X", "Y"))}
-    tile["P"] *= l0.get("P", 1)
-    tile["Q"] *= l0.get("Q", 1)
+    if l0_twice:
+        l0 = {w[0]: int(w[1:]) for w in levels["L0"] if not w.endswith(("X", "Y"))}
+        tile["P"] *= l0.get("P", 1)
+        tile["Q"] *= l0.get("Q", 1)
     perm = "".join(reversed([w[0] for w in levels["L3"]]))
     perm += "".join(d for d in DOSA_DEFAULT_PERM if d not in perm)
     return tile, perm
@@ -187,13 +191,13 @@ def dosa_matmul_tile(elements: int) -> int:
 
 
 def row_to_dosa_program(i: int, rec: dict, cfg: GemminiConfig, per_row_mesh: bool = True,
-                        matmul_tiles: str = "converted") -> Row:
+                        matmul_tiles: str = "converted", l0_twice: bool = False) -> Row:
     g = lambda k: int(float(rec[f"prob.{k}"]))  # noqa: E731
     mesh = dosa_mesh(rec["mapping.mapping"]) if per_row_mesh else None
     N, C, K, Pp, Q, R, stride = g("N"), g("C"), g("K"), g("P"), g("Q"), g("R"), g("Wstride")
     if g("Wdilation") != 1:
         raise ValueError("kernel dilation is not supported")
-    tile, perm = dosa_tiles(rec["mapping.mapping"])
+    tile, perm = dosa_tiles(rec["mapping.mapping"], l0_twice)
     measured = float(rec["target.gemmini_cycle"])
     kind = "matmul" if matmul_shaped(rec) else "conv"
     if Q == 1 and R == 1 and g("S") == 1:
@@ -323,8 +327,9 @@ def with_timing(cfg: GemminiConfig, timing: dict) -> GemminiConfig:
     return dataclasses.replace(cfg, timing={**cfg.timing, **timing})
 
 
-def fit(rows: list[Row], cfg: GemminiConfig, jobs: int, timeout: float, rounds: int, log, seed: int = 0) -> GemminiConfig:
-    """(1+1) evolution strategy in log space over FIT_KEYS: perturb several parameters at once,
+def fit(rows: list[Row], cfg: GemminiConfig, jobs: int, timeout: float, rounds: int, log, seed: int = 0,
+        keys: tuple[str, ...] = FIT_KEYS) -> GemminiConfig:
+    """(1+1) evolution strategy in log space over `keys`: perturb several parameters at once,
     keep the candidate if the score (median + p90/10 of |error| %) improves; `rounds` x 10 trials."""
     rng = np.random.default_rng(seed)
 
@@ -338,9 +343,9 @@ def fit(rows: list[Row], cfg: GemminiConfig, jobs: int, timeout: float, rounds: 
     log(f"fit start: {s}")
     sigma = 0.7
     for trial in range(rounds * 10):
-        keys = [k for k in FIT_KEYS if rng.random() < 0.5] or [FIT_KEYS[rng.integers(len(FIT_KEYS))]]
+        picked = [k for k in keys if rng.random() < 0.5] or [keys[rng.integers(len(keys))]]
         new = {}
-        for k in keys:
+        for k in picked:
             v = (best_cfg.timing.get(k) or 0.1) * float(np.exp(rng.normal(0, sigma)))
             lo, hi = FIT_BOUNDS.get(k, (1e-3, 1e6))
             new[k] = round(min(max(v, lo), hi), 3)
@@ -378,6 +383,8 @@ def main(argv=None) -> int:
     ap.add_argument("--fit-rows", type=int, default=40)
     ap.add_argument("--fit-rounds", type=int, default=3, help="tens of fit trials")
     ap.add_argument("--fit-seed", type=int, default=0, help="seed of the fit's random steps")
+    ap.add_argument("--fit-keys", default=",".join(FIT_KEYS),
+                    help="comma-separated timing parameters the fit adjusts (default: all of FIT_KEYS)")
     ap.add_argument("--write-config", action="store_true", help="store fitted parameters in the config file")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--timeout", type=float, default=120)
@@ -386,6 +393,9 @@ def main(argv=None) -> int:
                          "the mapping in Timeloop's terms (the options below apply to it)")
     ap.add_argument("--dosa-matmul-tiles", choices=("converted", "as-passed"), default="converted",
                     help="(dosa) matmul tile arguments: the template's element / 16 conversion, or the element counts")
+    ap.add_argument("--dosa-l0", choices=("once", "twice"), default="once",
+                    help="(dosa) the PE level's P / Q factors counted once in the tiles, or twice as the stored "
+                         "extract_data_csv.py does")
     ap.add_argument("--mesh128", action="store_true",
                     help="(dosa) run every row on the configuration's 128x128 mesh instead of the mesh DOSA ran it on")
     ap.add_argument("--order", choices=("mapping", "gemmini"), default="gemmini",
@@ -419,7 +429,8 @@ def main(argv=None) -> int:
             i, rec = ir
             try:
                 if args.program == "dosa":
-                    row = row_to_dosa_program(i, rec, cfg, not args.mesh128, args.dosa_matmul_tiles)
+                    row = row_to_dosa_program(i, rec, cfg, not args.mesh128, args.dosa_matmul_tiles,
+                                              args.dosa_l0 == "twice")
                 else:
                     row = row_to_program(i, rec, cfg, args.order, args.round_channels, not args.no_matmul_path,
                                          args.matmul_tiles, args.mesh_block, args.matmul_mesh)
@@ -439,7 +450,13 @@ def main(argv=None) -> int:
         if args.fit:
             fit_rows = rows if args.fit_all_rows else \
                 [rows[i] for i in np.linspace(0, len(rows) - 1, min(args.fit_rows, len(rows))).round().astype(int)]
-            cfg = fit(fit_rows, cfg, args.jobs, args.timeout, args.fit_rounds, log, seed=args.fit_seed)
+            keys = tuple(k.strip() for k in args.fit_keys.split(",") if k.strip())
+            unknown = [k for k in keys if k not in FIT_KEYS]
+            if unknown:
+                print(f"--fit-keys: unknown parameter(s) {', '.join(unknown)} (known: {', '.join(FIT_KEYS)})",
+                      file=sys.stderr)
+                return 2
+            cfg = fit(fit_rows, cfg, args.jobs, args.timeout, args.fit_rounds, log, seed=args.fit_seed, keys=keys)
             log(f"fitted timing: { {k: cfg.timing.get(k) for k in FIT_KEYS} }")
             if args.write_config:
                 raw = json.loads(cfg.path.read_text())

@@ -116,6 +116,13 @@ struct Timing {
   double rocc_issue_cycles = 1;       // CPU cycles to send one RoCC command
   double dma_max_inflight = 16;       // DRAM requests (of at most dma_max_bytes) in flight
   double cpu_cycles_per_instruction = 1;  // CPI of the host core (Spike retires one per cycle)
+  // The SoC's shared L2 as the DMA sees it (0 KiB: no L2 model, every request costs the same):
+  // set-associative, LRU, write-allocate; a request whose line misses holds its DMA slot for
+  // l2_miss_latency more cycles (the DRAM access behind the L2).
+  double l2_kib = 0;
+  double l2_ways = 8;
+  double l2_line_bytes = 64;
+  double l2_miss_latency = 0;
 };
 
 struct Config {
@@ -170,12 +177,15 @@ Config load_config(const char* path) {
     T(dma_latency) T(dma_bytes_per_cycle) T(mesh_fill_drain) T(compute_rows_per_cycle) T(preload_cycles)
     T(command_issue_cycles) T(mvout_rows_per_cycle) T(preload_cycles_per_row) T(load_queue_entries) T(execute_queue_entries)
     T(store_queue_entries) T(rocc_issue_cycles) T(dma_max_inflight) T(cpu_cycles_per_instruction)
+    T(l2_kib) T(l2_ways) T(l2_line_bytes) T(l2_miss_latency)
 #undef T
     throw std::runtime_error("unknown timing key '" + name + "' in " + path);
   }
   if (c.t.dma_bytes_per_cycle <= 0 || c.t.compute_rows_per_cycle <= 0 || c.t.mvout_rows_per_cycle <= 0 ||
       c.t.dma_max_inflight <= 0 || c.t.cpu_cycles_per_instruction < 1)
     throw std::runtime_error("timing rates must be positive");
+  if (c.t.l2_kib < 0 || c.t.l2_ways < 1 || c.t.l2_line_bytes < 1 || c.t.l2_miss_latency < 0)
+    throw std::runtime_error("L2: l2_kib >= 0, l2_ways >= 1, l2_line_bytes >= 1, l2_miss_latency >= 0");
   return c;
 }
 
@@ -246,6 +256,34 @@ inline Operand operand(uint64_t v) {
 // (Gemmini's reservation station), dependencies through scratchpad / accumulator rows.
 
 enum Engine { LD = 0, EX = 1, ST = 2 };
+
+// The SoC's shared L2 cache, for the DMA's DRAM lines: set-associative with LRU replacement,
+// write-allocate. Only the accelerator's traffic is modelled (the core's accesses are not).
+struct L2Cache {
+  uint64_t line = 64, ways = 0, sets = 0, clock = 0;
+  std::vector<uint64_t> tag, used;  // per way: line address + 1 (0 = empty), last use
+  explicit L2Cache(const Timing& t) {
+    line = (uint64_t)t.l2_line_bytes;
+    ways = (uint64_t)t.l2_ways;
+    uint64_t lines = (uint64_t)(t.l2_kib * 1024) / line;
+    sets = ways ? lines / ways : 0;
+    tag.assign(sets * ways, 0);
+    used.assign(sets * ways, 0);
+  }
+  bool enabled() const { return sets > 0; }
+  // Touches the line holding `addr`; true on a miss (the line is then filled).
+  bool miss(uint64_t addr) {
+    uint64_t l = addr / line, base = (l % sets) * ways, victim = base;
+    clock++;
+    for (uint64_t w = base; w < base + ways; w++) {
+      if (tag[w] == l + 1) { used[w] = clock; return false; }
+      if (used[w] < used[victim]) victim = w;
+    }
+    tag[victim] = l + 1;
+    used[victim] = clock;
+    return true;
+  }
+};
 
 struct Timer {
   const Config& c;
@@ -350,6 +388,7 @@ struct Stats {
   uint64_t commands[128] = {};
   uint64_t bytes_in = 0, bytes_out = 0, macs = 0, computes = 0, mvins = 0, mvouts = 0;
   uint64_t loop_ws = 0, loop_conv_ws = 0, fences = 0, illegal = 0;
+  uint64_t dma_requests = 0, l2_misses = 0;
   double cpu_stall_cycles = 0;
   double last_cycle = 0;
 };
@@ -365,6 +404,7 @@ class Gemmini {
   std::vector<int8_t> sp;
   std::vector<int32_t> acc;
   Timer tm;
+  L2Cache l2;
   Stats st;
   std::string stats_path;
 
@@ -398,6 +438,10 @@ class Gemmini {
   // place for the next one), as Gemmini's loop unrollers do.
   uint32_t acc_half = 0;
 
+  // end and rows of the latest compute on the execute engine (a weight preload right after it
+  // overlaps those rows)
+  double last_compute_end = -1, last_compute_rows = 0;
+  static constexpr uint32_t kMinComputeRows = 4;
   // cycle the current instruction arrived at (CPU time)
   double now = 0;
   uint64_t last_instret = 0;
@@ -412,7 +456,7 @@ class Gemmini {
   }
 
   explicit Gemmini(const Config& c)
-      : cfg(c), DIM(c.dim), sp_rows(c.sp_banks * c.sp_bank_rows), acc_rows(c.acc_rows), tm(cfg) {
+      : cfg(c), DIM(c.dim), sp_rows(c.sp_banks * c.sp_bank_rows), acc_rows(c.acc_rows), tm(cfg), l2(cfg.t) {
     if (cfg.functional) {
       sp.assign((size_t)sp_rows * DIM, 0);
       acc.assign((size_t)acc_rows * DIM, 0);
@@ -480,7 +524,7 @@ class Gemmini {
     }
     // timing
     uint64_t row_bytes = (uint64_t)o.cols * eb;
-    double dma = zeros ? 0 : dma_cycles(o.rows, row_bytes, s.stride);
+    double dma = zeros ? 0 : dma_cycles(o.rows, row_bytes, s.stride, dram);
     st.bytes_in += zeros ? 0 : (uint64_t)o.rows * row_bytes;
     double d = tm.dispatch(LD, t_issue);
     double start = std::max(d, tm.free_at[LD]);
@@ -498,8 +542,16 @@ class Gemmini {
   // DRAM: bandwidth-bound, or bound by the requests in flight (a request moves at most
   // dma_max_bytes, rounded up to whole bus beats, and occupies a slot for dma_latency cycles).
   // Rows closer than a request share requests (consecutive narrow rows are one stream).
-  double dma_cycles(double rows, uint64_t row_bytes, uint64_t stride) const {
+  // With an L2 model, a request whose line misses holds its slot l2_miss_latency cycles longer.
+  double dma_cycles(double rows, uint64_t row_bytes, uint64_t stride, uint64_t dram) {
     if (rows <= 0 || row_bytes == 0) return 0;
+    double misses = 0;
+    if (l2.enabled()) {
+      for (uint64_t r = 0; r < (uint64_t)rows; r++) {
+        uint64_t a = dram + r * stride;
+        for (uint64_t l = a / l2.line; l <= (a + row_bytes - 1) / l2.line; l++) misses += l2.miss(l * l2.line);
+      }
+    }
     uint64_t beat = cfg.dma_bus_bytes, maxb = cfg.dma_max_bytes;
     double reqs = rows * std::max<uint64_t>(1, (row_bytes + maxb - 1) / maxb);
     double bytes = rows * ((row_bytes + beat - 1) / beat) * beat;
@@ -508,7 +560,10 @@ class Gemmini {
       reqs = std::min(reqs, std::ceil(span / (double)maxb) + 1);
       bytes = std::min(bytes, (std::ceil(span / (double)beat) + 1) * beat);
     }
-    return std::max(bytes / cfg.t.dma_bytes_per_cycle, reqs * cfg.t.dma_latency / cfg.t.dma_max_inflight);
+    st.dma_requests += (uint64_t)reqs;
+    st.l2_misses += (uint64_t)misses;
+    return std::max(bytes / cfg.t.dma_bytes_per_cycle,
+                    (reqs * cfg.t.dma_latency + misses * cfg.t.l2_miss_latency) / cfg.t.dma_max_inflight);
   }
 
   int8_t acc_to_int8(int32_t v, float scale, int act) {
@@ -559,7 +614,7 @@ class Gemmini {
             }
       }
       rows_read = n;
-      dma = dma_cycles((double)pool_porows * pool_pocols, o.cols, st_stride);
+      dma = dma_cycles((double)pool_porows * pool_pocols, o.cols, st_stride, dram);
       st.bytes_out += (uint64_t)pool_porows * pool_pocols * o.cols;
       src_first = o.l.row;
       src_count = n;
@@ -581,7 +636,7 @@ class Gemmini {
       }
       uint64_t row_bytes = (uint64_t)o.cols * eb;
       rows_read = (double)o.rows * blocks;
-      dma = dma_cycles(o.rows, row_bytes, st_stride);
+      dma = dma_cycles(o.rows, row_bytes, st_stride, dram);
       st.bytes_out += o.rows * row_bytes;
       src_first = o.l.row;
       src_count = blocks > 1 ? (blocks - 1) * DIM + o.rows : o.rows;
@@ -610,7 +665,12 @@ class Gemmini {
     double occ = 0;
     if (!bd.l.garbage) {
       start = std::max(start, tm.ready_of(bd.l.is_acc, bd.l.row, bd.rows));
-      occ = reps * (cfg.t.preload_cycles + cfg.t.preload_cycles_per_row * (sub_rows ? sub_rows : bd.rows));
+      // Gemmini's execute controller shifts a new weight block in over DIM cycles (its
+      // block_size rows, whatever the block's rows), fused with the compute before it
+      // ("mul_pre"): back to back, those cycles overlap that compute's rows.
+      double shift = DIM;
+      if (start <= last_compute_end) shift = std::max(0.0, shift - last_compute_rows);
+      occ = reps * (cfg.t.preload_cycles + shift + cfg.t.preload_cycles_per_row * (sub_rows ? sub_rows : bd.rows));
       tm.set_read(bd.l.is_acc, bd.l.row, bd.rows, start + occ);
     }
     tm.retire(EX, start, occ, start + occ);
@@ -720,8 +780,13 @@ class Gemmini {
     double start = std::max({d, tm.free_at[EX], tm.ready_of(a.l.is_acc, a.l.row, a_transpose ? DIM : a.rows, a_transpose ? 1 : astr)});
     if (!bd.l.garbage) start = std::max(start, tm.ready_of(bd.l.is_acc, bd.l.row, bd.rows));
     if (!c.l.garbage) start = std::max(start, tm.read_of(c.l.is_acc, c.l.row, c.rows, c_stride ? c_stride : 1));
-    double occ = reps * (std::max<uint32_t>(a.rows, 1) / cfg.t.compute_rows_per_cycle);
+    // at least kMinComputeRows rows per compute (Gemmini's execute controller feeds at least 4
+    // rows, so that two writes to one accumulator row are 4 cycles apart)
+    double rows_fed = std::max<uint32_t>(a.rows, kMinComputeRows);
+    double occ = reps * (rows_fed / cfg.t.compute_rows_per_cycle);
     double done = start + occ + cfg.t.mesh_fill_drain;
+    last_compute_end = start + occ;
+    last_compute_rows = rows_fed / cfg.t.compute_rows_per_cycle;
     tm.set_read(a.l.is_acc, a.l.row, a_transpose ? DIM : a.rows, start + occ, a_transpose ? 1 : astr);
     if (!c.l.garbage) tm.set_ready(c.l.is_acc, c.l.row, c.rows, done, c_stride ? c_stride : 1);
     tm.retire(EX, start, occ, done);
@@ -1197,6 +1262,8 @@ class Gemmini {
     fprintf(fp, "  \"mvins\": %llu,\n  \"mvouts\": %llu,\n  \"computes\": %llu,\n  \"loop_ws\": %llu,\n  \"loop_conv_ws\": %llu,\n  \"fences\": %llu,\n",
             (unsigned long long)st.mvins, (unsigned long long)st.mvouts, (unsigned long long)st.computes,
             (unsigned long long)st.loop_ws, (unsigned long long)st.loop_conv_ws, (unsigned long long)st.fences);
+    fprintf(fp, "  \"dma_requests\": %llu,\n  \"l2_misses\": %llu,\n", (unsigned long long)st.dma_requests,
+            (unsigned long long)st.l2_misses);
     fprintf(fp, "  \"illegal\": %llu,\n  \"commands\": {", (unsigned long long)st.illegal);
     bool first = true;
     for (int i = 0; i < 128; i++)

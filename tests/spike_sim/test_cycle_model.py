@@ -185,14 +185,15 @@ def test_hardware_wraparound_times_what_gemmini_hardware_would_run(tmp_path):
 
 def test_dosa_program_facts():
     """bench/cycle_model.py rebuilds DOSA's FireSim programs: tiles are the factors below DRAM
-    with the spatial ones multiplied in and the PE level's P / Q counted twice, the loop order
-    is DRAM's (innermost first) then CRSKPQN, and the mesh is the smallest power of two holding
-    both spatial factors."""
+    with the spatial ones multiplied in (the PE level's P / Q counted once; twice as the stored
+    parser does on request), the loop order is DRAM's (innermost first) then CRSKPQN, and the
+    mesh is the smallest power of two holding both spatial factors."""
     from bench import cycle_model as cm
 
     m = "L3[WIO] K8 Q28 - L2[WI] N1 K4X - L1[O] K2 S7 R7 Q4 P7 C3X - L0[W] P16"
     tile, perm = cm.dosa_tiles(m)
-    assert tile == {"N": 1, "P": 7 * 16 * 16, "Q": 4, "K": 2 * 4, "R": 7, "S": 7, "C": 3}
+    assert tile == {"N": 1, "P": 7 * 16, "Q": 4, "K": 2 * 4, "R": 7, "S": 7, "C": 3}
+    assert cm.dosa_tiles(m, l0_twice=True)[0]["P"] == 7 * 16 * 16
     assert perm == "QKCRSPN"
     assert cm.dosa_outer_first(perm, cm.DOSA_CONV_DIMS) == ["b", "ocol", "krow", "kcol", "kch", "och", "orow"]
     assert cm.dosa_mesh(m) == 4
@@ -215,3 +216,54 @@ def test_loop_ws_loads_several_blocks_per_mvin(tmp_path):
     res = spike_sim.run(spike_sim.build_program([src], tmp_path / "mm.elf", config=cfg), config=cfg, timeout=60,
                         functional=False)
     assert res.stats["mvins"] == -(-8 // per) + 8 * -(-8 // per)
+
+
+def _matmul_stats(tmp_path, cfg, name, m, k, n, repeat=1):
+    prog = P.CProgram()
+    for _ in range(repeat):
+        prog.add(*P.emit_matmul(m, n, k, P.MatmulTiling(1, 1, k // cfg.dim), cfg, "(uint8_t*)0x88000000",
+                                "(uint8_t*)0x89000000", "(uint8_t*)0x8a000000", None))
+    src = tmp_path / f"{name}.c"
+    src.write_text(prog.source())
+    elf = spike_sim.build_program([src], tmp_path / f"{name}.elf", config=cfg)
+    res = spike_sim.run(elf, config=cfg, timeout=60, functional=False)
+    return region(res), res.stats
+
+
+def _with_timing(tmp_path, cfg, name, **kw):
+    import json
+
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({**cfg.to_dict(), "timing": {**cfg.timing, **kw}}))
+    return spike_sim.load_config(path)
+
+
+def test_weight_preload_shifts_a_whole_block_and_computes_feed_at_least_four_rows(tmp_path):
+    """Gemmini's execute controller shifts a new weight block in over DIM cycles whatever the
+    rows of A (fused with the compute before it), and feeds at least 4 rows per compute: a
+    one-row matrix-vector product keeps the execute engine about as busy as a full block of rows."""
+    cfg = spike_sim.load_config()
+    d = cfg.dim
+    _, one_row = _matmul_stats(tmp_path, cfg, "mv1", 1, 8 * d, d)
+    _, full = _matmul_stats(tmp_path, cfg, "mv16", d, 8 * d, d)
+    ex1, exd = one_row["busy_cycles"]["execute"], full["busy_cycles"]["execute"]
+    assert ex1 >= 8 * d and abs(exd - ex1) <= 2 * d
+
+
+def test_l2_model_counts_misses_and_charges_them(tmp_path):
+    """With an L2 (timing l2_kib > 0) the DMA's lines hit once loaded: the same matmul run twice
+    misses no more than once when its data fit, twice as often with a tiny L2, and each miss
+    holds its DMA slot l2_miss_latency cycles longer."""
+    base = spike_sim.load_config()
+    d = base.dim
+    big = _with_timing(tmp_path, base, "l2big", l2_kib=512, l2_miss_latency=200)
+    tiny = _with_timing(tmp_path, base, "l2tiny", l2_kib=1, l2_ways=2, l2_miss_latency=200)
+    _, once = _matmul_stats(tmp_path, big, "once", 4 * d, 4 * d, 4 * d)
+    cyc_twice, twice = _matmul_stats(tmp_path, big, "twice", 4 * d, 4 * d, 4 * d, repeat=2)
+    cyc_tiny, tiny_twice = _matmul_stats(tmp_path, tiny, "tiny", 4 * d, 4 * d, 4 * d, repeat=2)
+    assert once["l2_misses"] > 0
+    assert twice["l2_misses"] == once["l2_misses"]
+    assert tiny_twice["l2_misses"] >= 2 * once["l2_misses"] - 4
+    assert cyc_tiny > cyc_twice
+    _, no_l2 = _matmul_stats(tmp_path, base, "nol2", 4 * d, 4 * d, 4 * d)
+    assert no_l2["l2_misses"] == 0 and no_l2["dma_requests"] == once["dma_requests"]
