@@ -55,12 +55,14 @@ RESULTS = Path(__file__).resolve().parent / "results" / "cycle_model.json"
 # Timeloop dimension -> tile-loop dimension of spike_sim.programs
 DIM_MAP = {"N": "b", "P": "orow", "Q": "ocol", "K": "och", "R": "krow", "S": "kcol", "C": "kch"}
 # Parameters the fit adjusts (the physical ones the data can see); others stay as configured.
-FIT_KEYS = ("dma_bytes_per_cycle", "dma_latency", "dma_max_inflight", "mesh_fill_drain", "preload_cycles",
+FIT_KEYS = ("dma_bytes_per_cycle", "dma_latency", "dma_max_inflight", "dma_request_cycles", "mesh_fill_drain",
+            "preload_cycles",
             "preload_cycles_per_row",
             "command_issue_cycles", "execute_queue_entries", "cpu_cycles_per_instruction", "compute_rows_per_cycle",
             "mvout_rows_per_cycle", "load_queue_entries", "store_queue_entries", "l2_miss_latency")
 # physically sensible ranges
 FIT_BOUNDS = {"dma_bytes_per_cycle": (1, 64), "dma_latency": (5, 1000), "dma_max_inflight": (1, 256),
+              "dma_request_cycles": (0, 16),
               "mesh_fill_drain": (0, 1024), "preload_cycles": (0, 512), "preload_cycles_per_row": (0, 4), "command_issue_cycles": (0.25, 16),
               "execute_queue_entries": (2, 256), "cpu_cycles_per_instruction": (1, 20),
               "compute_rows_per_cycle": (0.05, 4), "mvout_rows_per_cycle": (0.05, 4), "load_queue_entries": (2, 256),
@@ -81,6 +83,8 @@ class Row:
     bias: bool = True            # the program loads a bias
     oversized: bool = False      # tiles may exceed the local memories (run with wrapping addresses)
     mesh: int | None = None      # side of the mesh the row ran on (None: the configuration's)
+    buffers: tuple[int, int] | None = None  # (scratchpad, accumulator) bytes of the row's arch.* columns
+    stats: dict | None = None    # the extension's statistics of the run (STAT_KEYS)
 
 
 def matmul_shaped(rec: dict) -> bool:
@@ -168,7 +172,24 @@ def mesh_config(cfg: GemminiConfig, dim: int) -> GemminiConfig:
                                timing=timing, path=None)
 
 
+def arch_columns(rec: dict) -> tuple[int | None, tuple[int, int] | None]:
+    """The mesh side and the (scratchpad, accumulator) bytes a row's arch.* columns give (Timeloop's
+    architecture: arch.meshX, mem2 = the scratchpad, arch.mem2_depth rows of meshX int8; mem1 = the
+    accumulator, arch.mem1_depth rows of meshX int32); None for what a file lacks."""
+    def col(key):
+        v = rec.get(f"arch.{key}")
+        return int(float(v)) if v not in (None, "") else None
+    mesh, sp_rows, acc_rows = col("meshX"), col("mem2_depth"), col("mem1_depth")
+    buffers = (sp_rows * mesh, acc_rows * mesh * 4) if mesh and sp_rows and acc_rows else None
+    return mesh, buffers
+
+
 def row_config(row: "Row", cfg: GemminiConfig) -> GemminiConfig:
+    """`cfg`'s timing with the row's buffers (its arch.* columns, else cfg's) on the row's mesh."""
+    if row.buffers:
+        sp_bytes, acc_bytes = row.buffers
+        cfg = dataclasses.replace(cfg, name=f"{cfg.name}@arch", sp_bank_rows=sp_bytes // cfg.dim // cfg.sp_banks,
+                                  acc_rows=acc_bytes // (4 * cfg.dim), path=None)
     return mesh_config(cfg, row.mesh) if row.mesh else cfg
 
 
@@ -193,7 +214,11 @@ def dosa_matmul_tile(elements: int) -> int:
 def row_to_dosa_program(i: int, rec: dict, cfg: GemminiConfig, per_row_mesh: bool = True,
                         matmul_tiles: str = "converted", l0_twice: bool = False) -> Row:
     g = lambda k: int(float(rec[f"prob.{k}"]))  # noqa: E731
-    mesh = dosa_mesh(rec["mapping.mapping"]) if per_row_mesh else None
+    arch_mesh, buffers = arch_columns(rec)
+    # the mesh DOSA grouped the mapping into, never larger than the row's architecture
+    mesh = dosa_mesh(rec["mapping.mapping"]) if per_row_mesh else arch_mesh
+    if mesh and arch_mesh:
+        mesh = min(mesh, arch_mesh)
     N, C, K, Pp, Q, R, stride = g("N"), g("C"), g("K"), g("P"), g("Q"), g("R"), g("Wstride")
     if g("Wdilation") != 1:
         raise ValueError("kernel dilation is not supported")
@@ -211,14 +236,16 @@ def row_to_dosa_program(i: int, rec: dict, cfg: GemminiConfig, per_row_mesh: boo
         if matmul_tiles == "converted":
             ti, tj, tk = dosa_matmul_tile(ti), dosa_matmul_tile(tj), dosa_matmul_tile(tk)
         tiling = P.MatmulTiling(ti, tj, tk, double_buffer=True, order=order)
-        return Row(i, layer, tiling, rec["mapping.mapping"], measured, kind, bias=False, oversized=True, mesh=mesh)
+        return Row(i, layer, tiling, rec["mapping.mapping"], measured, kind, bias=False, oversized=True, mesh=mesh,
+                   buffers=buffers)
     # tiled_conv(batch N, in_dim P * stride, padding R // 2, kernel R x R, ...): a square layer
     in_dim = Pp * stride
     layer = P.ConvLayer(batch=N, in_rows=in_dim, in_cols=in_dim, in_channels=C, out_channels=K, kernel_rows=R,
                         kernel_cols=R, stride=stride, padding=R // 2, has_bias=False)
     ours = {DOSA_CONV_DIMS[d]: t for d, t in tile.items()}
     tiling = P.ConvTiling(ours, dosa_outer_first(perm, DOSA_CONV_DIMS), double_buffer=True, gemmini_library=True)
-    return Row(i, layer, tiling, rec["mapping.mapping"], measured, kind, bias=False, oversized=True, mesh=mesh)
+    return Row(i, layer, tiling, rec["mapping.mapping"], measured, kind, bias=False, oversized=True, mesh=mesh,
+               buffers=buffers)
 
 
 def row_to_program(i: int, rec: dict, cfg: GemminiConfig, order_mode: str = "gemmini", round_channels: bool = False,
@@ -293,8 +320,14 @@ def build_row(row: Row, cfg: GemminiConfig, workdir: Path) -> None:
     row.elf = spike_sim.build_program([src], workdir / f"row{row.index}.elf", config=cfg, opt_level="-O2")
 
 
+# The extension's statistics kept per row (what the model spent its time on: for residual studies)
+STAT_KEYS = ("busy_cycles", "bytes_in", "bytes_out", "dma_requests", "l2_misses", "mvins", "mvouts", "computes",
+             "loop_ws", "loop_conv_ws", "macs")
+
+
 def run_row(row: Row, cfg: GemminiConfig, timeout: float) -> float:
     r = spike_sim.run(row.elf, config=row_config(row, cfg), timeout=timeout, functional=False, hardware_wraparound=row.oversized)
+    row.stats = {k: r.stats[k] for k in STAT_KEYS if k in r.stats}
     return float(r.console.split("region_cycles=")[1].split()[0])
 
 
@@ -396,8 +429,9 @@ def main(argv=None) -> int:
     ap.add_argument("--dosa-l0", choices=("once", "twice"), default="once",
                     help="(dosa) the PE level's P / Q factors counted once in the tiles, or twice as the stored "
                          "extract_data_csv.py does")
-    ap.add_argument("--mesh128", action="store_true",
-                    help="(dosa) run every row on the configuration's 128x128 mesh instead of the mesh DOSA ran it on")
+    ap.add_argument("--arch-mesh", "--mesh128", dest="mesh128", action="store_true",
+                    help="(dosa) run every row on its arch.meshX mesh (the configuration's without that column) "
+                         "instead of the mesh DOSA ran it on")
     ap.add_argument("--order", choices=("mapping", "gemmini"), default="gemmini",
                     help="(timeloop) tile loop order: the mapping's DRAM loops, or Gemmini's tiled_conv order")
     ap.add_argument("--round-channels", action="store_true", help="round channel tiles up to whole mesh widths")
@@ -472,7 +506,7 @@ def main(argv=None) -> int:
         **s, "by_kind": by_kind, "skipped": skipped, "wall_seconds": round(wall, 1),
         "goal": {"median_abs_pct_error": 15, "spearman": 0.95},
         "per_row": [{"row": r.index, "kind": r.kind, "mapping": r.mapping, "measured": r.measured,
-                     "modelled": r.modelled, "error": r.error} for r in rows],
+                     "modelled": r.modelled, "error": r.error, "mesh": r.mesh, "stats": r.stats} for r in rows],
     }
     out = args.out or RESULTS
     out.parent.mkdir(exist_ok=True)

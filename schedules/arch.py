@@ -23,9 +23,11 @@ TIMING_KEYS = (
     "command_issue_cycles",
     "mvout_rows_per_cycle",
 )
-#: Read when present: DRAM requests in flight (narrow rows are latency-bound); CPU cycles per
-#: RoCC command and host CPI (host costs of hardware-loop tiles and core-issued read-outs, see cost.Execution).
-OPTIONAL_TIMING_KEYS = ("dma_max_inflight", "rocc_issue_cycles", "cpu_cycles_per_instruction", "load_queue_entries")
+#: Read when present: DRAM requests in flight (narrow rows are latency-bound), each request's own
+#: DMA cost; CPU cycles per RoCC command and host CPI (host costs of hardware-loop tiles and
+#: core-issued read-outs, see cost.Execution).
+OPTIONAL_TIMING_KEYS = ("dma_max_inflight", "dma_request_cycles", "rocc_issue_cycles", "cpu_cycles_per_instruction",
+                        "load_queue_entries")
 
 
 @dataclasses.dataclass(frozen=True)

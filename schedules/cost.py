@@ -15,9 +15,10 @@ where row_cmds = n*p*ceil(q/DIM) (convolutions: a compute streams at most DIM ou
 columns of one output row) or ceil(n/DIM) (dense / matmul).
 
 load / store queues. One DRAM row of b bytes costs
-``xfer(b) = max(ceil(b/bus) * bus/t.dma_bytes_per_cycle, ceil(b/dma_max_bytes) * t.dma_latency/t.dma_max_inflight)``
-(whole bus beats, or the request rate when rows are narrow; without ``dma_max_inflight`` only
-the beats); every mvin/mvout costs t.command_issue_cycles; a mvin moves at most DIM rows and
+``xfer(b) = max(ceil(b/bus) * bus/t.dma_bytes_per_cycle + ceil(b/dma_max_bytes) * t.dma_request_cycles,
+ceil(b/dma_max_bytes) * t.dma_latency/t.dma_max_inflight)``
+(whole bus beats and each request's own cost, or the request rate when rows are narrow; without
+``dma_max_inflight`` only the beats, without ``dma_request_cycles`` no request cost); every mvin/mvout costs t.command_issue_cycles; a mvin moves at most DIM rows and
 max(DIM, dma_max_bytes) int8 columns::
 
     weights  r*s*c rows of k int8:  r*s*c*xfer(k)    + issue * r*s*ceil(c/DIM)*ceil(k/cols)
@@ -332,10 +333,13 @@ def build_terms(
     maxb = arch.dma_max_bytes
     # DRAM requests in flight bound narrow transfers: each request costs latency / inflight
     per_request = t["dma_latency"] / t["dma_max_inflight"] if t.get("dma_max_inflight") else 0.0
+    # each request's own cost on the DMA, serial with the data beats (0 when absent)
+    request_cycles = t.get("dma_request_cycles", 0.0)
 
     def xfer(b):
-        """DMA cycles of one row of b bytes: whole bus beats, or the request rate if slower."""
-        return np.maximum(_ceil(b, bus) * beat, _ceil(b, maxb) * per_request)
+        """DMA cycles of one row of b bytes: whole bus beats plus each request's own cost, or the
+        request rate if slower."""
+        return np.maximum(_ceil(b, bus) * beat + _ceil(b, maxb) * request_cycles, _ceil(b, maxb) * per_request)
 
     # Output rows are layer.G * layer.K elements apart in DRAM: rows closer than a request
     # stream (they share bus beats and requests), so a row costs at most its share of the stream.
@@ -345,7 +349,8 @@ def build_terms(
         stride = out_stride * esize
         x = xfer(b)
         if stride < maxb:
-            x = np.minimum(x, max(stride / t["dma_bytes_per_cycle"], stride / maxb * per_request))
+            x = np.minimum(x, max(stride / t["dma_bytes_per_cycle"] + stride / maxb * request_cycles,
+                                  stride / maxb * per_request))
         return x
 
     def store_row(k):

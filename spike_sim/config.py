@@ -35,7 +35,7 @@ TIMING_KEYS = (
     "cpu_cycles_per_instruction",
 )
 #: Parameters a configuration may give (the extension's default when absent).
-OPTIONAL_TIMING_KEYS = ("preload_cycles_per_row", "l2_kib", "l2_ways", "l2_line_bytes", "l2_miss_latency")
+OPTIONAL_TIMING_KEYS = ("preload_cycles_per_row", "dma_request_cycles", "l2_kib", "l2_ways", "l2_line_bytes", "l2_miss_latency")
 
 
 @dataclasses.dataclass(frozen=True)

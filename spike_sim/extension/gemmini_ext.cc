@@ -115,6 +115,8 @@ struct Timing {
   double store_queue_entries = 8;
   double rocc_issue_cycles = 1;       // CPU cycles to send one RoCC command
   double dma_max_inflight = 16;       // DRAM requests (of at most dma_max_bytes) in flight
+  double dma_request_cycles = 0;      // cycles the DMA's request generator spends per request, serial
+                                      // with the data beats (0: requests overlap the data entirely)
   double cpu_cycles_per_instruction = 1;  // CPI of the host core (Spike retires one per cycle)
   // The SoC's shared L2 as the DMA sees it (0 KiB: no L2 model, every request costs the same):
   // set-associative, LRU, write-allocate; a request whose line misses holds its DMA slot for
@@ -176,13 +178,13 @@ Config load_config(const char* path) {
 #define T(field) if (name == #field) { c.t.field = val; continue; }
     T(dma_latency) T(dma_bytes_per_cycle) T(mesh_fill_drain) T(compute_rows_per_cycle) T(preload_cycles)
     T(command_issue_cycles) T(mvout_rows_per_cycle) T(preload_cycles_per_row) T(load_queue_entries) T(execute_queue_entries)
-    T(store_queue_entries) T(rocc_issue_cycles) T(dma_max_inflight) T(cpu_cycles_per_instruction)
+    T(store_queue_entries) T(rocc_issue_cycles) T(dma_max_inflight) T(dma_request_cycles) T(cpu_cycles_per_instruction)
     T(l2_kib) T(l2_ways) T(l2_line_bytes) T(l2_miss_latency)
 #undef T
     throw std::runtime_error("unknown timing key '" + name + "' in " + path);
   }
   if (c.t.dma_bytes_per_cycle <= 0 || c.t.compute_rows_per_cycle <= 0 || c.t.mvout_rows_per_cycle <= 0 ||
-      c.t.dma_max_inflight <= 0 || c.t.cpu_cycles_per_instruction < 1)
+      c.t.dma_max_inflight <= 0 || c.t.cpu_cycles_per_instruction < 1 || c.t.dma_request_cycles < 0)
     throw std::runtime_error("timing rates must be positive");
   if (c.t.l2_kib < 0 || c.t.l2_ways < 1 || c.t.l2_line_bytes < 1 || c.t.l2_miss_latency < 0)
     throw std::runtime_error("L2: l2_kib >= 0, l2_ways >= 1, l2_line_bytes >= 1, l2_miss_latency >= 0");
@@ -321,7 +323,11 @@ struct Timer {
     loop_max_dispatch = std::max(loop_max_dispatch, d);
     return d;
   }
+  // Optional command trace (SPIKE_SIM_GEMMINI_TRACE=path): one line per command an engine ran,
+  // "engine dispatch start occupancy done", for studying what the model spends its time on.
+  FILE* trace = nullptr;
   void retire(Engine e, double start, double occupancy, double done) {
+    if (trace) fprintf(trace, "%c %.1f %.1f %.1f %.1f\n", "LES"[e], last_dispatch, start, occupancy, done);
     free_at[e] = start + occupancy;
     busy[e] += occupancy;
     done_max[e] = std::max(done_max[e], done);
@@ -539,8 +545,9 @@ class Gemmini {
   }
 
   // Cycles the DMA is busy moving `rows` rows of `row_bytes` bytes, `stride` bytes apart in
-  // DRAM: bandwidth-bound, or bound by the requests in flight (a request moves at most
-  // dma_max_bytes, rounded up to whole bus beats, and occupies a slot for dma_latency cycles).
+  // DRAM: the data beats plus each request's own cost (dma_request_cycles), or the bound of the
+  // requests in flight (a request moves at most dma_max_bytes, rounded up to whole bus beats, and
+  // occupies a slot for dma_latency cycles).
   // Rows closer than a request share requests (consecutive narrow rows are one stream).
   // With an L2 model, a request whose line misses holds its slot l2_miss_latency cycles longer.
   double dma_cycles(double rows, uint64_t row_bytes, uint64_t stride, uint64_t dram) {
@@ -562,7 +569,7 @@ class Gemmini {
     }
     st.dma_requests += (uint64_t)reqs;
     st.l2_misses += (uint64_t)misses;
-    return std::max(bytes / cfg.t.dma_bytes_per_cycle,
+    return std::max(bytes / cfg.t.dma_bytes_per_cycle + reqs * cfg.t.dma_request_cycles,
                     (reqs * cfg.t.dma_latency + misses * cfg.t.l2_miss_latency) / cfg.t.dma_max_inflight);
   }
 
@@ -1043,6 +1050,7 @@ class Gemmini {
     tm.loop_fsm_next ^= 1;
     double t0 = std::max(t, tm.loop_fsm_free[fsm]);
     tm.loop_max_dispatch = t0;
+    if (tm.trace) fprintf(tm.trace, "C %.1f %.1f\n", t, t0);
     double tq[3] = {t0, t0, t0};
     auto next = [&](Engine e) { tq[e] += 1; return tq[e]; };
     auto pack = [](uint64_t addr, uint64_t cols, uint64_t rows) { return (addr & 0xFFFFFFFFull) | (cols << 32) | (rows << 48); };
@@ -1301,7 +1309,10 @@ class Gemmini {
       case 11: lw_D = rs1; lw_C = rs2; break;
       case 12: lw_sA = rs1; lw_sB = rs2; break;
       case 13: lw_sD = rs1; lw_sC = rs2; break;
-      case 15: loop_conv_ws(p, rs1, rs2, t); break;
+      case 15:
+        if (tm.trace) fprintf(tm.trace, "I %llu\n", (unsigned long long)s->minstret->read());
+        loop_conv_ws(p, rs1, rs2, t);
+        break;
       case 16: case 17: case 18: case 19: case 20: case 21:
         lc[funct - 16][0] = rs1; lc[funct - 16][1] = rs2; break;
       case 126: result = counter(rs1); break;
@@ -1341,9 +1352,23 @@ void write_stats_at_exit() {
   if (g_instance) g_instance->write_stats();
 }
 
+// Spike retires instructions in batches (up to 5,000 per step) and brings mcycle / minstret up
+// to date only when a batch ends, so inside a batch an extension reads the cycle of the batch's
+// start. An accelerator command must see the core's true time (else the core's own work between
+// commands lands in one lump at the batch's end, after the accelerator has gone idle, instead of
+// overlapping it): like Spike's counter CSRs, a command first ends the batch before it (Spike's
+// "serialize before": the instruction is run again at the start of the next step) and runs then.
+constexpr reg_t kSerializeBefore = 3;  // Spike's PC_SERIALIZE_BEFORE (an odd, invalid pc)
+static bool serialize_before(state_t* s) {
+  if (!s->serialized) return true;
+  s->serialized = false;
+  return false;
+}
+
 reg_t gemmini_custom3(processor_t* p, insn_t insn, reg_t pc) {
   auto* ext = g_instance;
   state_t* s = p->get_state();
+  if (serialize_before(s)) return kSerializeBefore;
   reg_t rs1 = s->XPR[insn.rs1()], rs2 = s->XPR[insn.rs2()];
   unsigned funct = insn.funct7();
   unsigned funct3 = (insn.bits() >> 12) & 7;
@@ -1366,6 +1391,7 @@ reg_t gemmini_custom3(processor_t* p, insn_t insn, reg_t pc) {
 // A RISC-V `fence` waits for the accelerator (Gemmini software's gemmini_fence()).
 reg_t gemmini_fence(processor_t* p, insn_t insn, reg_t pc) {
   (void)insn;
+  if (serialize_before(p->get_state())) return kSerializeBefore;
   g_instance->fence(p);
   return pc + 4;
 }
@@ -1385,6 +1411,8 @@ class gemmini_extension_t : public extension_t {
       g_instance = new Gemmini(c);
       const char* sp = getenv("SPIKE_SIM_GEMMINI_STATS");
       if (sp) g_instance->stats_path = sp;
+      const char* tp = getenv("SPIKE_SIM_GEMMINI_TRACE");
+      if (tp && *tp) g_instance->tm.trace = fopen(tp, "w");
       atexit(write_stats_at_exit);
     }
   }

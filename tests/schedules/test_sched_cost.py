@@ -15,6 +15,9 @@ ARCH = load_arch("default")
 # the same architecture with narrow rows strongly latency-bound, to exercise that branch
 SLOW_DMA = ARCH.__class__(**{**ARCH.__dict__, "name": "slow-dma",
                              "timing": {**ARCH.timing, "dma_latency": 200.0, "dma_max_inflight": 2.0}})
+# the same architecture with a cost per DMA request on top of the data beats
+REQUEST_DMA = ARCH.__class__(**{**ARCH.__dict__, "name": "request-dma",
+                                "timing": {**ARCH.timing, "dma_request_cycles": 3.0}})
 
 
 def walk(layer: Layer, mapping: Mapping, arch, use_tiles: bool = False) -> float:
@@ -34,14 +37,18 @@ def walk(layer: Layer, mapping: Mapping, arch, use_tiles: bool = False) -> float
 
     per_req = t["dma_latency"] / t["dma_max_inflight"] if t.get("dma_max_inflight") else 0.0
 
+    req = t.get("dma_request_cycles", 0.0)
+
     def xfer(nbytes):  # one DRAM row
-        return max(cdiv(nbytes, bus) * beat, cdiv(nbytes, arch.dma_max_bytes) * per_req)
+        requests = cdiv(nbytes, arch.dma_max_bytes)
+        return max(cdiv(nbytes, bus) * beat + requests * req, requests * per_req)
 
     def xfer_out(nbytes, esize=1):  # one output row; rows closer than a request stream
         stride = layer.G * layer.K * esize
         x = xfer(nbytes)
         if stride < arch.dma_max_bytes:
-            x = min(x, max(stride / t["dma_bytes_per_cycle"], stride / arch.dma_max_bytes * per_req))
+            share = stride / arch.dma_max_bytes  # of a request
+            x = min(x, max(stride / t["dma_bytes_per_cycle"] + share * req, share * per_req))
         return x
 
     def store_row(k):  # one output row, block by block
@@ -130,7 +137,7 @@ def layer_and_mapping(draw):
 @given(layer_and_mapping())
 def test_model_equals_tile_by_tile_walk(case):
     layer, mapping = case
-    for arch in (ARCH, SLOW_DMA):
+    for arch in (ARCH, SLOW_DMA, REQUEST_DMA):
         got = evaluate(layer, mapping, arch).cycles
         want = walk(layer, mapping, arch)
         assert got == pytest.approx(want, rel=1e-9), (arch.name, str(mapping))
@@ -189,13 +196,18 @@ def walk_execution(layer: Layer, mapping: Mapping, arch, loops: str, readout: st
     per_req = t["dma_latency"] / t["dma_max_inflight"]
     conv_rows = layer.P * layer.Q > 1
     cdiv = lambda a, b: -(-a // b)  # noqa: E731
-    xfer = lambda nb: max(cdiv(nb, bus) * beat, cdiv(nb, arch.dma_max_bytes) * per_req)  # noqa: E731
+    req = t.get("dma_request_cycles", 0.0)
+
+    def xfer(nb):  # one DRAM row
+        requests = cdiv(nb, arch.dma_max_bytes)
+        return max(cdiv(nb, bus) * beat + requests * req, requests * per_req)
 
     def xfer_out(nb, esize=1):  # output rows closer than a request stream
         stride = layer.G * layer.K * esize
         x = xfer(nb)
         if stride < arch.dma_max_bytes:
-            x = min(x, max(stride / t["dma_bytes_per_cycle"], stride / arch.dma_max_bytes * per_req))
+            share = stride / arch.dma_max_bytes  # of a request
+            x = min(x, max(stride / t["dma_bytes_per_cycle"] + share * req, share * per_req))
         return x
     floor = 1 / t["mvout_rows_per_cycle"]
     # depthwise under hardware loops: a loop runs a DIM block of groups as the columns of the same

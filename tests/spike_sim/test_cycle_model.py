@@ -200,6 +200,21 @@ def test_dosa_program_facts():
     assert cm.dosa_mesh("L3[WIO] K16 - L2[WI] N1 K16X - L1[O] C4 C64X - L0[W] N1") == 64
     cfg = cm.mesh_config(spike_sim.load_config("firesim_mesh128"), 16)
     assert (cfg.dim, cfg.sp_rows * cfg.dim, cfg.acc_rows * cfg.dim) == (16, 8192 * 128, 2048 * 128)
+    # a row's arch.* columns give its buffers and cap its mesh (Gemmini's default: 16x16, 256 KiB
+    # scratchpad = 16,384 rows of 16 int8, 64 KiB accumulator = 1,024 rows of 16 int32)
+    rec = {"prob.N": "1", "prob.C": "64", "prob.K": "64", "prob.P": "14", "prob.Q": "14", "prob.R": "3",
+           "prob.S": "3", "prob.Wstride": "1", "prob.Hstride": "1", "prob.Wdilation": "1", "prob.Hdilation": "1",
+           "target.gemmini_cycle": "1000", "arch.meshX": "16", "arch.mem2_depth": "16384", "arch.mem1_depth": "1024",
+           "mapping.mapping": "L3[WIO] K2 C2 - L2[WI] N1 K32X - L1[O] S3 R3 Q14 P14 C32X - L0[W] N1"}
+    base = spike_sim.load_config("firesim_mesh128")
+    row = cm.row_to_dosa_program(0, rec, base)
+    got = cm.row_config(row, base)
+    assert row.mesh == 16  # the mapping's 32 spatial factors, capped by the 16x16 architecture
+    assert (got.dim, got.sp_rows * got.dim, got.acc_rows * got.dim * 4) == (16, 256 * 1024, 64 * 1024)
+    small = cm.row_config(cm.row_to_dosa_program(0, {**rec, "mapping.mapping": m}, base), base)
+    assert (small.dim, small.sp_rows * small.dim) == (4, 256 * 1024)
+    assert cm.row_config(cm.row_to_dosa_program(0, {**rec, "mapping.mapping": m}, base, per_row_mesh=False),
+                         base).dim == 16
 
 
 def test_loop_ws_loads_several_blocks_per_mvin(tmp_path):
@@ -241,8 +256,11 @@ def _with_timing(tmp_path, cfg, name, **kw):
 def test_weight_preload_shifts_a_whole_block_and_computes_feed_at_least_four_rows(tmp_path):
     """Gemmini's execute controller shifts a new weight block in over DIM cycles whatever the
     rows of A (fused with the compute before it), and feeds at least 4 rows per compute: a
-    one-row matrix-vector product keeps the execute engine about as busy as a full block of rows."""
-    cfg = spike_sim.load_config()
+    one-row matrix-vector product keeps the execute engine about as busy as a full block of rows.
+    (A DMA fast enough that the loads never hold a preload back, so the execute rule alone is seen.)"""
+    base = spike_sim.load_config()
+    cfg = _with_timing(tmp_path, base, "fastdma", dma_bytes_per_cycle=64.0, dma_request_cycles=0.0, dma_latency=4.0,
+                       l2_kib=0)
     d = cfg.dim
     _, one_row = _matmul_stats(tmp_path, cfg, "mv1", 1, 8 * d, d)
     _, full = _matmul_stats(tmp_path, cfg, "mv16", d, 8 * d, d)
@@ -265,5 +283,57 @@ def test_l2_model_counts_misses_and_charges_them(tmp_path):
     assert twice["l2_misses"] == once["l2_misses"]
     assert tiny_twice["l2_misses"] >= 2 * once["l2_misses"] - 4
     assert cyc_tiny > cyc_twice
-    _, no_l2 = _matmul_stats(tmp_path, base, "nol2", 4 * d, 4 * d, 4 * d)
+    _, no_l2 = _matmul_stats(tmp_path, _with_timing(tmp_path, base, "nol2", l2_kib=0), "nol2", 4 * d, 4 * d, 4 * d)
     assert no_l2["l2_misses"] == 0 and no_l2["dma_requests"] == once["dma_requests"]
+
+
+def _core_and_accel(tmp_path, cfg, name, core_first, iterations, accel):
+    """Cycles of a region made of `iterations` of core work (a counting loop the compiler cannot
+    remove) and the accelerator work `accel` ("loads": 200 mvins of DIM rows, one DMA request per
+    row; "matmul": one LOOP_WS tile of 4 x 8 x 8 blocks), in either order, then a fence."""
+    prog = P.CProgram()
+    core = [f"for (volatile int i = 0; i < {iterations}; i++) {{ }}"] if iterations else []
+    d = cfg.dim
+    if accel == "loads":
+        work = ["gemmini_config_ld(256);",  # rows 256 B apart
+                "for (int b = 0; b < 200; b++) gemmini_mvin((uint8_t*)0x88000000 + b * DIM * 256, (b % 64) * DIM);"]
+    elif accel == "matmul":
+        work = list(P.emit_matmul(4 * d, 8 * d, 8 * d, P.MatmulTiling(4, 8, 8), cfg, "(uint8_t*)0x88000000",
+                                  "(uint8_t*)0x89000000", "(uint8_t*)0x8a000000", None))
+    else:
+        work = []
+    prog.add(*(core + work if core_first else work + core))
+    src = tmp_path / f"{name}.c"
+    src.write_text(prog.source())
+    elf = spike_sim.build_program([src], tmp_path / f"{name}.elf", config=cfg)
+    return region(spike_sim.run(elf, config=cfg, timeout=60, functional=False))
+
+
+def test_core_time_at_each_command_is_exact(tmp_path):
+    """Spike retires instructions in batches of up to 5,000 and updates mcycle when a batch ends;
+    the extension ends the batch before every command, so a command sees the core's true time.
+    Core work before a hardware loop delays it (the two add up); core work after it overlaps the
+    accelerator (the longer one counts). A stale batch-start time would make both orders alike.
+    (Core CPI 1, no L2: the core's time is its instructions, the accelerator's the same every run.)"""
+    cfg = _with_timing(tmp_path, spike_sim.load_config(), "cpi1", cpu_cycles_per_instruction=1.0, l2_kib=0)
+    n = 1000
+    core_only = _core_and_accel(tmp_path, cfg, "core", True, n, None)
+    accel_only = _core_and_accel(tmp_path, cfg, "mm", True, 0, "matmul")
+    assert core_only > 2000 and accel_only > 2000  # both sides long enough to see
+    before = _core_and_accel(tmp_path, cfg, "before", True, n, "matmul")
+    after = _core_and_accel(tmp_path, cfg, "after", False, n, "matmul")
+    assert before >= 0.97 * (core_only + accel_only)
+    assert after <= 1.03 * max(core_only, accel_only) + 50
+    assert before - after > 0.8 * min(core_only, accel_only)
+
+
+def test_dma_request_cycles_add_to_the_data_beats(tmp_path):
+    """dma_request_cycles (default 0): each DMA request costs that many cycles on top of its data
+    beats: once that bounds the loads (rather than the requests in flight), loads of one request
+    per row grow by requests x the added cost."""
+    cfg = spike_sim.load_config()
+    cycles = {rc: _core_and_accel(tmp_path, _with_timing(tmp_path, cfg, f"rq{rc}", dma_request_cycles=rc), f"rq{rc}",
+                                  True, 0, "loads") for rc in (0.0, 8.0, 12.0)}
+    requests = 200 * cfg.dim  # one request per row
+    assert cycles[8.0] > cycles[0.0]
+    assert abs((cycles[12.0] - cycles[8.0]) - 4.0 * requests) < 0.02 * 4.0 * requests

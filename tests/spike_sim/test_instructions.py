@@ -279,8 +279,10 @@ int main(void) {
     cfg = spike_sim.load_config()
     bytes_in = 256 * 16 * 64
     assert int(fields["bytes"]) == bytes_in
-    # bandwidth-bound: every byte crosses the DMA at dma_bytes_per_cycle
-    floor = bytes_in / cfg.timing["dma_bytes_per_cycle"]
+    # bandwidth-bound: every byte crosses the DMA at dma_bytes_per_cycle, and each request (a row
+    # of 64 bytes: one request of at most dma_max_bytes) costs dma_request_cycles on top
+    requests = 256 * 16 * -(-64 // cfg.dma_max_bytes)
+    floor = bytes_in / cfg.timing["dma_bytes_per_cycle"] + requests * cfg.timing.get("dma_request_cycles", 0.0)
     assert floor <= int(fields["load_cycles"]) <= floor * 1.2 + cfg.timing["dma_latency"] + 600
     assert r.stats["bytes_in"] == bytes_in and r.stats["busy_cycles"]["load"] >= floor - 1
     assert r.cycles >= int(fields["load_cycles"])
