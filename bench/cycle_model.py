@@ -17,9 +17,12 @@ docs/spike_sim.md, "Calibration against FireSim"): layers with Q = R = S = 1 as 
 (I = P, K = C, J = K) whose tile arguments are the mapping's element counts read as DIM blocks;
 the others as a square convolution (P x P output, "same" padding R // 2, R x R kernel), one
 LOOP_CONV_WS per tile of the mapping's factors below DRAM (spatial factors multiplied in, the
-PE level's P / Q factors counted twice, as its parser does), tiles visited in the DRAM level's
-loop order, no partial-sum spills, whole-mesh computes; oversized tiles run with wrapping local
-addresses (the hardware has no checks). `--program timeloop`: the former reading of the mapping
+PE level's P / Q factors counted once; `--dosa-l0 twice` as the stored parser does), tiles
+visited in the DRAM level's loop order, no partial-sum spills, whole-mesh computes; oversized
+tiles run with wrapping local addresses (the hardware has no checks). Each row runs on the mesh
+DOSA grouped its mapping into (at most the row's arch.meshX) with the scratchpad and accumulator
+bytes of its arch.* columns and the timing of --config. Per row the JSON keeps the extension's
+statistics (busy cycles per engine, DMA requests, bytes, L2 misses, commands). `--program timeloop`: the former reading of the mapping
 in Timeloop's own terms (schedules.mapping's tiles, P x Q valid convolution, see --order,
 --mesh-block, --matmul-tiles).
 """

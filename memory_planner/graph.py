@@ -84,6 +84,7 @@ class Graph:
         self.name = name
         self.tensors: dict[str, Tensor] = {}
         self.operators: list[Operator] = []
+        self._operator_names: set[str] = set()  # names taken (add_operator refuses a second one)
         self.inputs: list[str] = []
         self.outputs: list[str] = []
         self._checked = False
@@ -111,7 +112,7 @@ class Graph:
         reads: Mapping[str, tuple[int, int]] | None = None,
         gather: bool = False,
     ) -> Operator:
-        if any(op.name == name for op in self.operators):
+        if name in self._operator_names:
             raise PlanningError(f"operator {name!r} is defined twice")
         if not isinstance(workspace, int) or workspace < 0:
             raise PlanningError(f"operator {name!r} has an invalid workspace {workspace!r}")
@@ -135,6 +136,7 @@ class Graph:
         op = Operator(name, tuple(inputs), tuple(outputs), workspace, alias, kind, inplace, tuple(inplace_inputs),
                       tuple(ranges), gather)
         self.operators.append(op)
+        self._operator_names.add(name)
         self._checked = False
         return op
 
